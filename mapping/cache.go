@@ -1,0 +1,137 @@
+package mapping
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+)
+
+// cacheShards spreads the cache over independently locked shards so parallel
+// workers rarely contend on one lock. A power of two, so a shard is a mask away.
+const cacheShards = 64
+
+// cacheKey identifies one mapping in process memory. It holds the production value
+// in plaintext: the cache lives only in this process and is never persisted, which
+// is what lets a warm hit skip the HMAC.
+type cacheKey struct {
+	scope  Scope
+	period string
+	domain string
+	value  string
+}
+
+// cacheEntry is a cached replacement and when its namespace expires (Unix
+// nanoseconds; 0 = never), so an entry cannot outlive its namespace.
+type cacheEntry struct {
+	out     string
+	expires int64
+}
+
+// cache is a bounded, sharded map from value to replacement. Eviction is
+// generational: each shard fills a young map; when it is full the young map
+// becomes the old one and the previous old map is dropped whole. A hit in the old
+// map moves the entry back to the young one, so recently used entries survive.
+// That costs no per-entry bookkeeping on the hot path (a plain read-locked map
+// lookup), unlike an LRU list.
+type cache struct {
+	seed   maphash.Seed
+	shards [cacheShards]cacheShard
+}
+
+type cacheShard struct {
+	mu    sync.RWMutex
+	young map[cacheKey]cacheEntry
+	old   map[cacheKey]cacheEntry
+	limit int // entries per generation
+}
+
+// newCache returns a cache holding at most size entries (at least one per shard).
+func newCache(size int) *cache {
+	c := &cache{seed: maphash.MakeSeed()}
+	limit := max(size/cacheShards/2, 1)
+	for i := range c.shards {
+		c.shards[i].limit = limit
+		c.shards[i].young = make(map[cacheKey]cacheEntry)
+	}
+	return c
+}
+
+// shardOf picks a shard by (domain, value) only, so that every namespace's entry of
+// one value lives in one shard and forget scans a single shard.
+func (c *cache) shardOf(domain, value string) *cacheShard {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(domain)
+	h.WriteByte(0)
+	h.WriteString(value)
+	return &c.shards[h.Sum64()&(cacheShards-1)]
+}
+
+// get returns the cached replacement of k, unless absent or expired at now.
+func (s *cacheShard) get(k cacheKey, now int64) (string, bool) {
+	s.mu.RLock()
+	e, young := s.young[k]
+	ok := young
+	if !ok {
+		e, ok = s.old[k]
+	}
+	s.mu.RUnlock()
+	if !ok || (e.expires != 0 && e.expires <= now) {
+		return "", false
+	}
+	if !young {
+		// Promote, so an entry in use is not dropped with the old generation.
+		s.put(k, e)
+	}
+	return e.out, true
+}
+
+// put stores e under k, replacing an entry (one whose namespace expired and was
+// started afresh). The caller owns k: it must not point into a buffer the
+// cache should not pin (see newCacheKey).
+func (s *cacheShard) put(k cacheKey, e cacheEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.young[k]; !ok && len(s.young) >= s.limit {
+		s.old = s.young
+		s.young = make(map[cacheKey]cacheEntry, s.limit)
+	}
+	s.young[k] = e
+}
+
+// forget drops every namespace's entry of value in domain.
+func (c *cache) forget(domain, value string) {
+	s := c.shardOf(domain, value)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range []map[cacheKey]cacheEntry{s.young, s.old} {
+		for k := range m {
+			if k.domain == domain && k.value == value {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// purge drops every entry of scope (of one period when period is set).
+func (c *cache) purge(scope Scope, period string) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for _, m := range []map[cacheKey]cacheEntry{s.young, s.old} {
+			for k := range m {
+				if k.scope == scope && (period == "" || k.period == period) {
+					delete(m, k)
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// owned returns k with its value copied, for storing: the caller's string may point
+// into a large row buffer that the cache should not keep alive.
+func (k cacheKey) owned() cacheKey {
+	k.value = strings.Clone(k.value)
+	return k
+}

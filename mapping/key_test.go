@@ -1,0 +1,59 @@
+package mapping
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func TestKeyer(t *testing.T) {
+	k := NewKeyer([]byte("secret"))
+	if k.Key("name", "alice") != k.Key("name", "alice") {
+		t.Fatal("Key is not deterministic")
+	}
+	if k.Key("name", "alice") == k.Key("email", "alice") {
+		t.Error("Key ignores the domain")
+	}
+	if k.Key("ab", "c") == k.Key("a", "bc") {
+		t.Error(`Key("ab","c") == Key("a","bc"): fields are not length-prefixed`)
+	}
+	if k.Key("name", "alice") == NewKeyer([]byte("other")).Key("name", "alice") {
+		t.Error("Key ignores the secret")
+	}
+	d1, d2 := DailyNamespace(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)), DailyNamespace(time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC))
+	if bytes.Equal(k.Seed(d1, "name", "alice"), k.Seed(d2, "name", "alice")) {
+		t.Error("Seed ignores the namespace: daily replacements would not change")
+	}
+	key := k.Key("name", "alice")
+	if bytes.Equal(k.Seed(PermanentNamespace(), "name", "alice"), key[:]) {
+		t.Error("Seed equals Key")
+	}
+	if bytes.Contains(key[:], []byte("alice")) {
+		t.Error("key contains the plaintext")
+	}
+}
+
+func TestDailyNamespace(t *testing.T) {
+	ns := DailyNamespace(time.Date(2024, 5, 1, 23, 59, 0, 0, time.FixedZone("x", -3600)))
+	if ns.Period != "2024-05-02" {
+		t.Errorf("period %q: want the UTC day", ns.Period)
+	}
+	if want := time.Date(2024, 5, 4, 0, 0, 0, 0, time.UTC); !ns.Expires.Equal(want) {
+		t.Errorf("expires %v, want %v (end of day + DailyGrace)", ns.Expires, want)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	c := newCache(1000)
+	for i := range 100_000 {
+		v := string(rune('a'+i%26)) + string(rune(i))
+		c.shardOf("d", v).put(cacheKey{scope: Permanent, domain: "d", value: v}, cacheEntry{out: v})
+	}
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].young) + len(c.shards[i].old)
+	}
+	if n > 1000 {
+		t.Errorf("cache holds %d entries, bound 1000", n)
+	}
+}

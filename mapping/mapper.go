@@ -1,0 +1,218 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for MapperOptions.
+const (
+	DefaultCacheSize       = 250_000
+	DefaultFirstCandidates = 4
+	DefaultMaxCandidates   = 2_000
+)
+
+// MapperOptions tunes a Mapper. Zero values take the defaults.
+type MapperOptions struct {
+	// CacheSize bounds the in-process cache, in entries (default 250,000: about
+	// 150 bytes each plus the value's length, so tens of MB). Values that recur
+	// (names, cities) stay cached; one-off values (e-mail addresses of a bulk
+	// load) pass through it without growing memory with the table.
+	CacheSize int
+	// FirstCandidates is how many candidates the first store round trip proposes
+	// per value (default 4). More costs bandwidth on every miss; fewer costs extra
+	// round trips when the generator's space is crowded.
+	FirstCandidates int
+	// MaxCandidates bounds the candidates tried for one value before Resolve gives
+	// up (default 2,000): a generator that clashes that often has too small an
+	// output space for its domain, and no further attempt will fix that.
+	MaxCandidates int
+}
+
+// Mapper resolves values to their consistent replacements: an in-process cache in
+// front of a Store. It is safe for concurrent use.
+//
+// A mapping never changes inside its namespace, so a cached entry stays right for
+// as long as the namespace lives (entries carry its expiry). The one exception is
+// Forget, which evicts the value from this Mapper's cache — but not from the caches
+// of other processes, which keep serving the forgotten replacement until they
+// restart; run an erasure while no other process maps that domain.
+type Mapper struct {
+	store Store
+	keyer *Keyer
+	cache *cache
+	first int
+	max   int
+
+	hits, misses atomic.Uint64
+}
+
+// NewMapper returns a Mapper over store whose keys and seeds derive from secret.
+// It panics on an empty secret (see NewKeyer). The caller keeps ownership of
+// store and closes it.
+func NewMapper(store Store, secret []byte, opts MapperOptions) *Mapper {
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.FirstCandidates <= 0 {
+		opts.FirstCandidates = DefaultFirstCandidates
+	}
+	if opts.MaxCandidates <= 0 {
+		opts.MaxCandidates = DefaultMaxCandidates
+	}
+	opts.FirstCandidates = min(opts.FirstCandidates, opts.MaxCandidates)
+	return &Mapper{
+		store: store,
+		keyer: NewKeyer(secret),
+		cache: newCache(opts.CacheSize),
+		first: opts.FirstCandidates,
+		max:   opts.MaxCandidates,
+	}
+}
+
+// Store returns the store behind the Mapper.
+func (m *Mapper) Store() Store { return m.store }
+
+// Keyer returns the Mapper's keyer, for rules that need a keyed hash or a seed
+// without a stored mapping (keyed hash, date shift).
+func (m *Mapper) Keyer() *Keyer { return m.keyer }
+
+// Stats returns how many items were answered from the cache (hits) and how many
+// needed the store (misses), since the Mapper was created.
+func (m *Mapper) Stats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
+
+// miss is one distinct (namespace, domain, value) that the cache did not have.
+type miss struct {
+	item  int   // first item with this value; it supplies NS, Domain, Value, Gen
+	dups  []int // further items with the same (namespace, domain, value)
+	shard *cacheShard
+	ck    cacheKey
+	key   Key
+	seed  []byte
+}
+
+// Resolve sets items[i].Out to the replacement of items[i].Value in its namespace
+// and domain, creating mappings that do not exist yet. Cached values cost a map
+// lookup; the rest are deduplicated and sent to the store in one Resolve call, then
+// again (with further candidates) only for the few whose candidates were all
+// claimed by other values. On error no item's Out is meaningful.
+//
+// An item needs a Gen only when its value is not cached. Errors never contain
+// values: only domains, counts and generator types.
+func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
+	now := time.Now().UnixNano()
+	var (
+		misses []miss
+		index  map[cacheKey]int
+		hits   uint64
+	)
+	for i := range items {
+		it := &items[i]
+		ck := cacheKey{scope: it.NS.Scope, period: it.NS.Period, domain: it.Domain, value: it.Value}
+		s := m.cache.shardOf(it.Domain, it.Value)
+		if out, ok := s.get(ck, now); ok {
+			it.Out = out
+			hits++
+			continue
+		}
+		if j, ok := index[ck]; ok {
+			misses[j].dups = append(misses[j].dups, i)
+			continue
+		}
+		if it.Gen == nil {
+			return fmt.Errorf("mapping: domain %q: item %d has no generator", it.Domain, i)
+		}
+		if index == nil {
+			index = make(map[cacheKey]int)
+		}
+		index[ck] = len(misses)
+		misses = append(misses, miss{item: i, shard: s, ck: ck})
+	}
+	m.hits.Add(hits)
+	if len(misses) == 0 {
+		return nil
+	}
+	m.misses.Add(uint64(len(items)) - hits)
+
+	pending := make([]int, len(misses))
+	for j := range misses {
+		mi := &misses[j]
+		it := &items[mi.item]
+		mi.key = m.keyer.Key(it.Domain, it.Value)
+		mi.seed = m.keyer.Seed(it.NS, it.Domain, it.Value)
+		pending[j] = j
+	}
+
+	// Rounds propose attempts [lo, hi): 0..3, then 4..19, 20..99, … up to max.
+	reqs := make([]Request, 0, len(pending))
+	for lo, hi := 0, m.first; len(pending) > 0; lo, hi = hi, min(hi*5, m.max) {
+		if lo >= m.max {
+			it := &items[misses[pending[0]].item]
+			return fmt.Errorf("mapping: domain %q: %d value(s) found no free replacement among %d candidates of generator %T; its output space is too small for this domain",
+				it.Domain, len(pending), m.max, it.Gen)
+		}
+		reqs = reqs[:0]
+		w := hi - lo
+		slab := make([]string, len(pending)*w) // one allocation for the round's candidates
+		for k, j := range pending {
+			mi := &misses[j]
+			it := &items[mi.item]
+			cands := slab[k*w : (k+1)*w : (k+1)*w]
+			for a := lo; a < hi; a++ {
+				cands[a-lo] = it.Gen.Candidate(it.Value, mi.seed, a)
+			}
+			reqs = append(reqs, Request{NS: it.NS, Domain: it.Domain, Key: mi.key, Candidates: cands})
+		}
+		res, err := m.store.Resolve(ctx, reqs)
+		if err != nil {
+			return err
+		}
+		if len(res) != len(reqs) {
+			return fmt.Errorf("mapping: store answered %d of %d requests", len(res), len(reqs))
+		}
+		next := pending[:0] // reuses pending: next is written only behind the read index
+		for r, j := range pending {
+			if !res[r].OK {
+				next = append(next, j)
+				continue
+			}
+			m.settle(items, &misses[j], res[r].Value)
+		}
+		pending = next
+	}
+	return nil
+}
+
+// settle fills the items of one resolved miss and caches the replacement.
+func (m *Mapper) settle(items []Item, mi *miss, out string) {
+	items[mi.item].Out = out
+	for _, d := range mi.dups {
+		items[d].Out = out
+	}
+	var expires int64
+	if ns := items[mi.item].NS; !ns.Expires.IsZero() {
+		expires = ns.Expires.UnixNano()
+	}
+	mi.shard.put(mi.ck.owned(), cacheEntry{out: out, expires: expires})
+}
+
+// Forget erases value's mapping in domain in every namespace of the store and
+// releases the replacements it held (erasure of one person's data), and evicts it
+// from this Mapper's cache. It returns how many mappings the store removed. See the
+// Mapper doc about caches of other processes.
+func (m *Mapper) Forget(ctx context.Context, domain, value string) (int, error) {
+	n, err := m.store.Forget(ctx, domain, m.keyer.Key(domain, value))
+	// Evict even after an error: the store may have removed part of it.
+	m.cache.forget(domain, value)
+	return n, err
+}
+
+// Purge drops every mapping of scope (only the namespace of period, when set) from
+// the store and from this Mapper's cache.
+func (m *Mapper) Purge(ctx context.Context, scope Scope, period string) error {
+	err := m.store.Purge(ctx, scope, period)
+	m.cache.purge(scope, period)
+	return err
+}

@@ -1,0 +1,280 @@
+package mapping_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/understudy/understudy/mapping"
+	"github.com/understudy/understudy/mapping/mappingtest"
+	"github.com/understudy/understudy/mapping/memory"
+)
+
+var ctx = context.Background()
+
+// recorder is a store that remembers what the Mapper asked of it.
+type recorder struct {
+	mapping.Store
+	mu    sync.Mutex
+	calls [][]mapping.Request
+}
+
+func (r *recorder) Resolve(ctx context.Context, reqs []mapping.Request) ([]mapping.Resolution, error) {
+	r.mu.Lock()
+	r.calls = append(r.calls, append([]mapping.Request(nil), reqs...))
+	r.mu.Unlock()
+	return r.Store.Resolve(ctx, reqs)
+}
+
+func (r *recorder) reset() []([]mapping.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+func newMapper(t *testing.T, opts mapping.MapperOptions) (*mapping.Mapper, *recorder) {
+	rec := &recorder{Store: memory.New()}
+	t.Cleanup(func() { _ = rec.Close() })
+	return mapping.NewMapper(rec, []byte("test secret"), opts), rec
+}
+
+// fixedGen proposes "<prefix>-<attempt>" whatever the value: every value competes
+// for the same candidates, so the n-th value needs n attempts.
+type fixedGen struct{ prefix string }
+
+func (g fixedGen) Candidate(_ string, _ []byte, attempt int) string {
+	return fmt.Sprintf("%s-%d", g.prefix, attempt)
+}
+
+func items(ns mapping.Namespace, gen mapping.Generator, values ...string) []mapping.Item {
+	out := make([]mapping.Item, len(values))
+	for i, v := range values {
+		out[i] = mapping.Item{NS: ns, Domain: "name", Value: v, Gen: gen}
+	}
+	return out
+}
+
+func TestWarmValuesSkipTheStore(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	gen := mappingtest.Generator(1000)
+	first := items(mapping.PermanentNamespace(), gen, "alice", "bob", "alice", "carol", "bob")
+	if err := m.Resolve(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	calls := rec.reset()
+	if len(calls) != 1 || len(calls[0]) != 3 {
+		t.Fatalf("store calls: %d, first with %d requests; want 1 call with the 3 distinct values", len(calls), len(calls[0]))
+	}
+	if first[0].Out != first[2].Out || first[1].Out != first[4].Out || first[0].Out == first[1].Out {
+		t.Fatalf("inconsistent outputs: %q", []string{first[0].Out, first[1].Out, first[2].Out, first[3].Out, first[4].Out})
+	}
+	for _, r := range calls[0] {
+		if len(r.Candidates) != mapping.DefaultFirstCandidates {
+			t.Errorf("first round proposed %d candidates, want %d", len(r.Candidates), mapping.DefaultFirstCandidates)
+		}
+	}
+
+	again := items(mapping.PermanentNamespace(), nil, "carol", "alice") // no generator needed when cached
+	if err := m.Resolve(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if calls := rec.reset(); len(calls) != 0 {
+		t.Errorf("warm values called the store %d times", len(calls))
+	}
+	if again[0].Out != first[3].Out || again[1].Out != first[0].Out {
+		t.Errorf("cached outputs differ from the first resolution")
+	}
+	hits, misses := m.Stats()
+	if hits != 2 || misses != 5 {
+		t.Errorf("Stats() = %d hits, %d misses; want 2, 5", hits, misses)
+	}
+}
+
+func TestClashesAskForMoreCandidates(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	gen := fixedGen{"x"}
+	// Value i gets "x-i": each clashes with all earlier ones.
+	for i := range 30 {
+		it := items(mapping.PermanentNamespace(), gen, fmt.Sprintf("v%d", i))
+		if err := m.Resolve(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("x-%d", i); it[0].Out != want {
+			t.Fatalf("value %d got %q, want %q", i, it[0].Out, want)
+		}
+	}
+	rec.reset()
+	it := items(mapping.PermanentNamespace(), gen, "v30")
+	if err := m.Resolve(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	var windows []string
+	for _, c := range rec.reset() {
+		windows = append(windows, fmt.Sprintf("%s..%s", c[0].Candidates[0], c[0].Candidates[len(c[0].Candidates)-1]))
+	}
+	if got, want := strings.Join(windows, " "), "x-0..x-3 x-4..x-19 x-20..x-99"; got != want {
+		t.Errorf("candidate windows %q, want %q", got, want)
+	}
+}
+
+func TestGivesUpWithoutShowingTheValue(t *testing.T) {
+	m, _ := newMapper(t, mapping.MapperOptions{MaxCandidates: 50})
+	constant := constGen("only")
+	if err := m.Resolve(ctx, items(mapping.PermanentNamespace(), constant, "first")); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Resolve(ctx, items(mapping.PermanentNamespace(), constant, "secret-person@example.com"))
+	if err == nil {
+		t.Fatal("Resolve found a replacement in an exhausted generator")
+	}
+	if strings.Contains(err.Error(), "secret-person") {
+		t.Errorf("error shows the production value: %v", err)
+	}
+	if !strings.Contains(err.Error(), `domain "name"`) || !strings.Contains(err.Error(), "50 candidates") {
+		t.Errorf("error does not say which domain and how many candidates: %v", err)
+	}
+	t.Log(err)
+}
+
+type constGen string
+
+func (g constGen) Candidate(string, []byte, int) string { return string(g) }
+
+func TestMissingGenerator(t *testing.T) {
+	m, _ := newMapper(t, mapping.MapperOptions{})
+	if err := m.Resolve(ctx, items(mapping.PermanentNamespace(), nil, "x")); err == nil {
+		t.Fatal("Resolve without a generator succeeded")
+	}
+}
+
+func TestForgetEvictsTheCache(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	gen := fixedGen{"x"}
+	perm, day := mapping.PermanentNamespace(), mapping.DailyNamespace(time.Now())
+	for _, ns := range []mapping.Namespace{perm, day} {
+		if err := m.Resolve(ctx, items(ns, gen, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := m.Forget(ctx, "name", "alice")
+	if err != nil || n != 2 {
+		t.Fatalf("Forget = (%d, %v), want (2, nil)", n, err)
+	}
+	rec.reset()
+	// carol now takes alice's released x-0; alice comes back as a new value.
+	it := items(perm, gen, "carol", "alice", "bob")
+	if err := m.Resolve(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	if it[0].Out != "x-0" || it[1].Out != "x-2" || it[2].Out != "x-1" {
+		t.Errorf("after Forget: carol %q, alice %q, bob %q; want x-0, x-2, x-1", it[0].Out, it[1].Out, it[2].Out)
+	}
+	if calls := rec.reset(); len(calls) == 0 || len(calls[0]) != 2 {
+		t.Errorf("after Forget the store saw %v; want carol and alice, not cached bob", calls)
+	}
+}
+
+func TestPurgeEvictsTheCache(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	gen := fixedGen{"x"}
+	run1, run2 := mapping.RunNamespace("r1"), mapping.RunNamespace("r2")
+	for _, ns := range []mapping.Namespace{run1, run2, mapping.PermanentNamespace()} {
+		if err := m.Resolve(ctx, items(ns, gen, "alice")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Purge(ctx, mapping.Run, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	rec.reset()
+	for _, ns := range []mapping.Namespace{run1, run2, mapping.PermanentNamespace()} {
+		if err := m.Resolve(ctx, items(ns, gen, "alice")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls := rec.reset(); len(calls) != 1 || calls[0][0].NS.Period != "r1" {
+		t.Errorf("after purging r1 the store saw %d calls; want one, for r1", len(calls))
+	}
+}
+
+func TestCacheEntriesExpireWithTheirNamespace(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	ns := mapping.Namespace{Scope: mapping.Daily, Period: "short", Expires: time.Now().Add(time.Hour)}
+	gone := mapping.Namespace{Scope: mapping.Daily, Period: "gone", Expires: time.Now().Add(-time.Second)}
+	gen := fixedGen{"x"}
+	for range 2 {
+		if err := m.Resolve(ctx, append(items(ns, gen, "alice"), items(gone, gen, "alice")...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := rec.reset()
+	if len(calls) != 2 || len(calls[1]) != 1 || calls[1][0].NS.Period != "gone" {
+		t.Errorf("store calls %d; want the expired namespace's value to miss the cache every time", len(calls))
+	}
+	// The period started afresh with a later expiry: cached again after one miss.
+	renewed := gone
+	renewed.Expires = time.Now().Add(time.Hour)
+	for range 3 {
+		if err := m.Resolve(ctx, items(renewed, gen, "alice")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls := rec.reset(); len(calls) != 1 {
+		t.Errorf("renewed namespace: %d store calls for 3 resolves, want 1", len(calls))
+	}
+}
+
+func TestConcurrentMappersAgree(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	gen := mappingtest.Generator(100)
+	const workers, values = 4, 3000
+	out := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Two Mappers, as in two pipelines of one process; workers share each.
+			m := mapping.NewMapper(store, []byte("test secret"), mapping.MapperOptions{CacheSize: 500})
+			res := make([]string, values)
+			for start := 0; start < values; start += 250 {
+				var batch []mapping.Item
+				for v := start; v < start+250; v++ {
+					batch = append(batch, mapping.Item{NS: mapping.PermanentNamespace(), Domain: "name", Value: fmt.Sprint((v*(w+1))%values + 0), Gen: gen})
+				}
+				if err := m.Resolve(ctx, batch); err != nil {
+					t.Error(err)
+					return
+				}
+				for _, it := range batch {
+					var v int
+					fmt.Sscan(it.Value, &v)
+					res[v] = it.Out
+				}
+			}
+			out[w] = res
+		}()
+	}
+	wg.Wait()
+	seen := make(map[string]int)
+	for v := range values {
+		if out[0][v] == "" {
+			continue // not every worker's walk covers every value
+		}
+		for w := range workers {
+			if out[w][v] != "" && out[w][v] != out[0][v] {
+				t.Fatalf("value %d: worker 0 %q, worker %d %q", v, out[0][v], w, out[w][v])
+			}
+		}
+		if prev, dup := seen[out[0][v]]; dup {
+			t.Fatalf("values %d and %d share %q", prev, v, out[0][v])
+		}
+		seen[out[0][v]] = v
+	}
+}
