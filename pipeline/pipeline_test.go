@@ -107,6 +107,9 @@ type fakeSink struct {
 	rec      *recorder
 	failLoad string // chunk rows whose first "id" equals this fail
 	failNext bool
+	// applying, when set, makes the next Apply signal it and then block until
+	// its context is cancelled, as a stop arriving mid-transaction does.
+	applying chan struct{}
 	mu       sync.Mutex
 	rows     map[string]int
 	cleared  []string
@@ -126,7 +129,13 @@ func (k *fakeSink) Load(_ context.Context, table string, rows []cdc.Row) error {
 	k.rec.add(event{kind: "load", n: len(rows)})
 	return nil
 }
-func (k *fakeSink) Apply(_ context.Context, changes []cdc.Change) error {
+func (k *fakeSink) Apply(ctx context.Context, changes []cdc.Change) error {
+	if k.applying != nil {
+		close(k.applying)
+		k.applying = nil
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if k.failNext {
 		return errors.New("target went away")
 	}
@@ -469,6 +478,42 @@ func TestSyncPublishesBeforeApplyAndCheckpoint(t *testing.T) {
 		if e.kind == "apply" || e.kind == "ack" {
 			t.Fatalf("%s after a failed publish", e.kind)
 		}
+	}
+}
+
+// A stop that cuts the target's transaction short re-applies the batch in the
+// final flush, but must not publish its events a second time.
+func TestStopDuringApplyPublishesOnce(t *testing.T) {
+	p, src, sink, cps, rec := newFixture()
+	p.Publisher = &fakePublisher{fakeSink: fakeSink{rec: rec}}
+	if err := p.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applying := make(chan struct{})
+	sink.applying = applying
+	src.batches = []cdc.Batch{{Changes: []cdc.Change{change(1), change(2)}, Commit: pos(150)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Sync(ctx) }()
+	<-applying
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	published, applied := 0, 0
+	for _, e := range rec.list() {
+		switch e.kind {
+		case "publish":
+			published += e.n
+		case "apply":
+			applied += e.n
+		}
+	}
+	if published != 2 || applied != 2 {
+		t.Fatalf("published %d, applied %d changes; want 2 and 2", published, applied)
+	}
+	if cp, _ := cps.Load(context.Background(), "p"); binary.BigEndian.Uint64(cp.Position) != 150 {
+		t.Fatal("the final flush did not checkpoint the batch")
 	}
 }
 

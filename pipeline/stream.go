@@ -56,6 +56,11 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		pending    []cdc.Change
 		commit     cdc.Position // last transaction end inside pending
 		commitTime time.Time
+		// published is set once pending reached the Publisher, so the retry
+		// of a flush that a stop signal cut short (stopOr → finish) does not
+		// send the same events twice. A failed flush otherwise ends stream,
+		// so pending never grows while published is set.
+		published bool
 	)
 	flush := func(ctx context.Context) error {
 		if len(pending) == 0 && commit == nil {
@@ -68,8 +73,11 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		}
 		// Publish first: the target's apply may carry the checkpoint
 		// (ApplyAndSave), which must not cover undelivered events.
-		if err := p.publish(ctx, out); err != nil {
-			return err
+		if !published {
+			if err := p.publish(ctx, out); err != nil {
+				return err
+			}
+			published = true
 		}
 		if commit != nil {
 			next := cp
@@ -96,7 +104,7 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 			return fmt.Errorf("applying %d changes: %w", len(out), err)
 		}
 		p.Metrics.applied(p.Name, len(out), len(pending)-len(out), time.Since(start))
-		pending, commit = pending[:0], nil
+		pending, commit, published = pending[:0], nil, false
 		return nil
 	}
 
