@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/understudy/understudy/config"
@@ -25,7 +26,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile(os.Getenv("UNDERSTUDY_CPUPROFILE"), os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
@@ -59,5 +62,26 @@ func exitCode(err error, stderr io.Writer) int {
 	default:
 		fmt.Fprintln(stderr, "understudy:", err)
 		return exitFailure
+	}
+}
+
+// startProfile writes a CPU profile of the whole run to path when it is set
+// (UNDERSTUDY_CPUPROFILE, for the benchmarks in bench/: `go tool pprof` it). A
+// profile holds function names and timings, never row values.
+func startProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "understudy: UNDERSTUDY_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
