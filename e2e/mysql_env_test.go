@@ -3,10 +3,10 @@ package e2e
 // Helpers of the MariaDB end-to-end tests (mysql_*_test.go). They reuse the
 // package's process handling (env.start/run/must/verify/status, proc, waitFor):
 // an env whose prod/test are mysql:// URLs works unchanged for everything that
-// only runs the binary. Production and test are two databases of the one MariaDB
-// server testenv starts: the source only reads the binlog's events of its own
-// database, the sink refuses the source database itself, and a second mariadbd
-// would cost start-up time on a 2-core machine without testing more.
+// only runs the binary. Production and test are two MariaDB servers, as in a
+// deployment: testenv.MariaDB (server-id 1) holds each test's production database
+// and testenv.MariaDBTarget (server-id 2) its test database; both are shared by the
+// whole package (one start each), every test using databases of its own.
 
 import (
 	"context"
@@ -27,7 +27,8 @@ import (
 // myEnv is one MariaDB scenario: production and test databases and a config.
 type myEnv struct {
 	*env
-	my             *testenv.MariaDBServer
+	my             *testenv.MariaDBServer // production
+	tgt            *testenv.MariaDBServer // test
 	prodDB, testDB string
 }
 
@@ -39,9 +40,9 @@ func newMyEnv(t *testing.T, schema, top, pipelines string) *myEnv {
 	if testing.Short() {
 		t.Skip("end-to-end test: runs real servers and the built binary")
 	}
-	my := testenv.MariaDB(t)
-	m := &myEnv{my: my, prodDB: my.NewDatabaseName(t), testDB: my.NewDatabaseName(t)}
-	m.env = &env{t: t, prod: my.URL(m.prodDB), test: my.URL(m.testDB), dir: t.TempDir()}
+	my, tgt := testenv.MariaDB(t), testenv.MariaDBTarget(t)
+	m := &myEnv{my: my, tgt: tgt, prodDB: my.NewDatabaseName(t), testDB: tgt.NewDatabaseName(t)}
+	m.env = &env{t: t, prod: my.URL(m.prodDB), test: tgt.URL(m.testDB), dir: t.TempDir()}
 	if schema != "" {
 		my.Exec(t, my.DSN(m.prodDB), "SET NAMES utf8mb4;\n"+schema)
 	}
@@ -69,9 +70,25 @@ func (m *myEnv) exec(sql ...string) {
 	m.my.Exec(m.t, m.my.DSN(m.prodDB), sql...)
 }
 
-// myDSN is the go-sql-driver DSN of db with the options the tests need.
+// server is the server holding db: the test server for the test database,
+// production for every other.
+func (m *myEnv) server(db string) *testenv.MariaDBServer {
+	if db == m.testDB {
+		return m.tgt
+	}
+	return m.my
+}
+
+// execTest runs statements on the test database (damage for verify to find).
+func (m *myEnv) execTest(sql ...string) {
+	m.t.Helper()
+	m.tgt.Exec(m.t, m.tgt.DSN(m.testDB), sql...)
+}
+
+// dsn is the go-sql-driver DSN of db (on its server) with the options the tests
+// need.
 func (m *myEnv) dsn(db string) string {
-	return m.my.DSN(db) + "?charset=utf8mb4&multiStatements=true&loc=UTC"
+	return m.server(db).DSN(db) + "?charset=utf8mb4&multiStatements=true&loc=UTC"
 }
 
 // myTryQuery returns every row of q on database db, each value as its text
@@ -184,7 +201,7 @@ func (m *myEnv) waitConverged(fp string, verifyToo bool, alive *proc, d time.Dur
 // mariadbDump returns the dump of database db (every table, understudy's own too).
 func (m *myEnv) mariadbDump(db string) string {
 	m.t.Helper()
-	out, err := execOutput("mariadb-dump", "--no-defaults", "-h127.0.0.1", fmt.Sprintf("-P%d", m.my.Port), "-uroot",
+	out, err := execOutput("mariadb-dump", "--no-defaults", "-h127.0.0.1", fmt.Sprintf("-P%d", m.server(db).Port), "-uroot",
 		"--default-character-set=utf8mb4", "--skip-extended-insert", db)
 	if err != nil {
 		m.t.Fatalf("mariadb-dump %s: %v", db, err)

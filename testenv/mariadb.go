@@ -13,17 +13,23 @@ import (
 	"time"
 )
 
-// MariaDBServer is a running MariaDB 10.11 with a ROW binlog (server-id 1),
-// passwordless root, listening on 127.0.0.1 only.
+// MariaDBServer is a running MariaDB 10.11 with a ROW binlog, passwordless root,
+// listening on 127.0.0.1 only.
 type MariaDBServer struct {
 	Port int
+	// ServerID is the server's @@server_id (1 for MariaDB, 2 for MariaDBTarget).
+	ServerID int
 
 	client string // path of the mariadb command-line client
 	proc   *process
-	nextDB atomic.Uint64
 }
 
-var testMariaDB lazy[*MariaDBServer]
+// mariadbDBs numbers databases across every MariaDB server of the process, so a
+// test's production and test databases never share a name (which would hide a
+// query sent to the wrong server).
+var mariadbDBs atomic.Uint64
+
+var testMariaDB, testMariaDBTarget lazy[*MariaDBServer]
 
 // MariaDB returns this test binary's MariaDB server, starting it on first use. It
 // skips the test when MariaDB is missing (fails under CI=true).
@@ -32,10 +38,26 @@ func MariaDB(t testing.TB) *MariaDBServer {
 	return shared(t, &testMariaDB, "MariaDB", StartMariaDB, func(s *MariaDBServer) *process { return s.proc })
 }
 
-// StartMariaDB starts MariaDB outside tests (e.g. for a demo). Its data lives in
-// dir, initialised when empty and reused otherwise; dir "" means a new temp dir
-// removed by Stop. The server runs as user mysql when we are root.
-func StartMariaDB(dir string) (*MariaDBServer, error) {
+// MariaDBTarget returns this test binary's second MariaDB server (server-id 2),
+// starting it on first use: the "test" side of end-to-end tests, so that
+// production and replica are separate servers as in a deployment. One is shared
+// by all tests of the binary (each uses its own databases); starting it costs
+// about as much as the first.
+func MariaDBTarget(t testing.TB) *MariaDBServer {
+	t.Helper()
+	start := func(dir string) (*MariaDBServer, error) { return StartMariaDBWithID(dir, 2) }
+	return shared(t, &testMariaDBTarget, "second MariaDB", start, func(s *MariaDBServer) *process { return s.proc })
+}
+
+// StartMariaDB starts MariaDB (server-id 1) outside tests (e.g. for a demo or a
+// benchmark). Its data lives in dir, initialised when empty and reused otherwise;
+// dir "" means a new temp dir removed by Stop. The server runs as user mysql when
+// we are root.
+func StartMariaDB(dir string) (*MariaDBServer, error) { return StartMariaDBWithID(dir, 1) }
+
+// StartMariaDBWithID is StartMariaDB with another server id, for a second server
+// that must replicate from (or be told apart from) the first.
+func StartMariaDBWithID(dir string, serverID int) (*MariaDBServer, error) {
 	installDB, err := lookPath("mariadb-install-db")
 	if err != nil {
 		return nil, err
@@ -52,14 +74,14 @@ func StartMariaDB(dir string) (*MariaDBServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := startMariaDB(installDB, mariadbd, client, dir, owned)
+	s, err := startMariaDB(installDB, mariadbd, client, dir, owned, serverID)
 	if err != nil && owned {
 		_ = os.RemoveAll(dir)
 	}
 	return s, err
 }
 
-func startMariaDB(installDB, mariadbd, client, dir string, owned bool) (*MariaDBServer, error) {
+func startMariaDB(installDB, mariadbd, client, dir string, owned bool, serverID int) (*MariaDBServer, error) {
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
@@ -85,7 +107,7 @@ func startMariaDB(installDB, mariadbd, client, dir string, owned bool) (*MariaDB
 			"--bind-address=127.0.0.1",
 			"--skip-name-resolve",
 			"--max-connections=500",
-			"--server-id=1",
+			"--server-id="+strconv.Itoa(serverID),
 			"--log-bin="+filepath.Join(data, "binlog"),
 			"--binlog-format=ROW",
 			"--binlog-row-image=FULL",
@@ -97,7 +119,7 @@ func startMariaDB(installDB, mariadbd, client, dir string, owned bool) (*MariaDB
 		if err != nil {
 			return nil, err
 		}
-		s := &MariaDBServer{Port: port, client: client, proc: p}
+		s := &MariaDBServer{Port: port, ServerID: serverID, client: client, proc: p}
 		if err := p.waitReady(func() error { _, err := s.query("", "SELECT 1"); return err }); err != nil {
 			p.stop()
 			return nil, err
@@ -130,7 +152,7 @@ func (s *MariaDBServer) NewDatabase(t testing.TB) string {
 // NewDatabaseName is NewDatabase returning the database's name, for URL.
 func (s *MariaDBServer) NewDatabaseName(t testing.TB) string {
 	t.Helper()
-	name := dbName(t, s.nextDB.Add(1))
+	name := dbName(t, mariadbDBs.Add(1))
 	s.Exec(t, "", "CREATE DATABASE "+name)
 	return name
 }

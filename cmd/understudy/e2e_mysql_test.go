@@ -16,7 +16,7 @@ import (
 	"github.com/understudy/understudy/testenv"
 )
 
-// The CLI in-process between two real MariaDB databases: load, verify, sync with
+// The CLI in-process between two real MariaDB servers (production and test): load, verify, sync with
 // streamed inserts, updates, deletes and an ALTER TABLE mid-stream, verify again.
 
 const mysqlBankSchema = `SET NAMES utf8mb4;
@@ -52,20 +52,20 @@ INSERT INTO accounts VALUES
   (3, 1, 'Müller-Lüdenscheidt', 'GB29NWBK60161331926819', -12.25);`
 
 type mysqlBank struct {
-	my                 *testenv.MariaDBServer
+	my, tgt            *testenv.MariaDBServer // production, test
 	prod, test, config string
 }
 
 func newMySQLBank(t *testing.T) *mysqlBank {
 	t.Helper()
-	my := testenv.MariaDB(t)
-	b := &mysqlBank{my: my, prod: my.NewDatabaseName(t), test: my.NewDatabaseName(t)}
+	my, tgt := testenv.MariaDB(t), testenv.MariaDBTarget(t)
+	b := &mysqlBank{my: my, tgt: tgt, prod: my.NewDatabaseName(t), test: tgt.NewDatabaseName(t)}
 	my.Exec(t, my.DSN(b.prod), mysqlBankSchema)
 	dir := t.TempDir()
 	b.config = filepath.Join(dir, "understudy.yaml")
 	t.Setenv("UNDERSTUDY_SECRET", "e2e-secret-0123456789abcdef")
 	t.Setenv("PROD_URL", my.URL(b.prod))
-	t.Setenv("TEST_URL", my.URL(b.test))
+	t.Setenv("TEST_URL", tgt.URL(b.test))
 	cfg := strings.ReplaceAll(`
 secret: ${UNDERSTUDY_SECRET}
 metrics: off
@@ -102,7 +102,7 @@ func (b *mysqlBank) cli(ctx context.Context, args ...string) (int, string) {
 // count returns the number of rows sql selects in the test database, -1 on error
 // (the table does not exist yet).
 func (b *mysqlBank) count(query string) int {
-	db, err := sql.Open("mysql", b.my.DSN(b.test))
+	db, err := sql.Open("mysql", b.tgt.DSN(b.test))
 	if err != nil {
 		return -1
 	}
@@ -125,7 +125,7 @@ func TestMySQLLoadSyncVerify(t *testing.T) {
 	if code, out := b.cli(ctx, "load"); code != 0 {
 		t.Fatalf("load: exit %d\n%s", code, out)
 	}
-	got := b.my.Query(t, b.my.DSN(b.test), "SELECT id, COALESCE(first_name,'<null>'), COALESCE(last_name,'<null>'), email, status, COALESCE(flags,'<null>'), HEX(photo), active+0, created_at FROM customers ORDER BY id")
+	got := b.tgt.Query(t, b.tgt.DSN(b.test), "SELECT id, COALESCE(first_name,'<null>'), COALESCE(last_name,'<null>'), email, status, COALESCE(flags,'<null>'), HEX(photo), active+0, created_at FROM customers ORDER BY id")
 	lines := strings.Split(got, "\n")
 	if len(lines) != 4 {
 		t.Fatalf("target customers:\n%s", got)
@@ -170,7 +170,7 @@ func TestMySQLLoadSyncVerify(t *testing.T) {
 			b.count("SELECT 1 FROM accounts WHERE customer_id = 1 AND seq = 2") == 0 &&
 			b.count("SELECT 1 FROM customers WHERE id = 1 AND status = 'frozen'") == 1
 	})
-	got = b.my.Query(t, b.my.DSN(b.test), "SELECT last_name, email FROM customers WHERE id IN (1, 5) ORDER BY id")
+	got = b.tgt.Query(t, b.tgt.DSN(b.test), "SELECT last_name, email FROM customers WHERE id IN (1, 5) ORDER BY id")
 	rows := strings.Split(got, "\n")
 	if strings.Split(rows[0], "\t")[0] != strings.Split(rows[1], "\t")[0] {
 		t.Errorf("streamed Johnson differs from loaded Johnson:\n%s", got)
