@@ -107,8 +107,8 @@ const myBankPipeline = `
 // expressions are collected per domain.
 type myTableCheck struct {
 	table, key, where string
-	keep                  []string
-	domain                map[string]string
+	keep              []string
+	domain            map[string]string
 }
 
 var myBankChecks = []myTableCheck{
@@ -130,7 +130,6 @@ var myBankChecks = []myTableCheck{
 		domain: map[string]string{"X.holder_last_name": "surname", "X.iban": "hash:iban"},
 	},
 }
-
 
 // checkMyAfterLoad compares production with its replica (two servers) by key:
 // the same SELECT of every kept and sensitive expression runs on both, and rows
