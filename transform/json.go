@@ -195,6 +195,12 @@ type jsonDoc struct {
 	orig    any
 	root    []any // root[0] is the document, so "$" has a parent too
 	dropped bool
+
+	// The fast path (jsonsplice.go): the original bytes, the nodes to rewrite and
+	// their new values; root is nil then.
+	raw   []byte
+	edits []jsonEdit
+	slots []any
 }
 
 // jsonValue schedules the transformation of a JSON column value. A value that is
@@ -212,6 +218,11 @@ func (b *batch) jsonValue(c *colPlan, v any, tgt target, ent *entity) error {
 		raw = x
 	default:
 		return fmt.Errorf("json rule on a %s value; json rules need json or text", cdc.Describe(v))
+	}
+	if !jsonTreeOnly {
+		if ok, err := b.jsonSplice(c, v, raw, tgt, ent); ok || err != nil {
+			return err
+		}
 	}
 	doc, err := cdc.ParseJSON(raw)
 	if err != nil {
@@ -294,13 +305,21 @@ func (b *batch) jsonNode(d *jsonDoc, rule *colPlan, parent any, key string, idx 
 	return b.scalar(rule, node, tgt, ent)
 }
 
-// finish encodes a document after the batch's replacements were filled in.
+// finish encodes a document after the batch's replacements were filled in: the
+// original bytes with the rewritten nodes spliced in (fast path), else the tree
+// re-encoded canonically.
 func (d *jsonDoc) finish() error {
-	doc := d.root[0]
-	if d.dropped {
-		doc = compact(doc)
+	var enc []byte
+	var err error
+	if d.root == nil {
+		enc, err = d.spliced()
+	} else {
+		doc := d.root[0]
+		if d.dropped {
+			doc = compact(doc)
+		}
+		enc, err = cdc.MarshalJSON(doc)
 	}
-	enc, err := cdc.MarshalJSON(doc)
 	if err != nil {
 		return fmt.Errorf("re-encoding a json value: %w", err)
 	}
@@ -309,9 +328,9 @@ func (d *jsonDoc) finish() error {
 	case string:
 		out = string(enc)
 	case []byte:
-		out = []byte(enc)
-	default:
 		out = enc
+	default:
+		out = cdc.JSON(enc)
 	}
 	if d.arr != nil {
 		d.arr[d.idx] = out

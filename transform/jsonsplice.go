@@ -1,0 +1,520 @@
+package transform
+
+import (
+	"encoding/json"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/understudy/understudy/cdc"
+)
+
+// The JSON fast path. Most JSON rules rewrite a few scalars of a document ($.email,
+// $.phones[*]); decoding the whole document into maps and re-encoding it costs
+// far more than the rewrite (and reorders keys). jsonSplice instead scans the
+// original bytes once per path, validating as it goes, notes the byte span of
+// every scalar a rule reaches, and splices the replacements in when the batch is
+// resolved: everything else — key order, whitespace, number text, escapes — stays
+// byte for byte. Replacement scalars are encoded exactly as cdc.MarshalJSON would.
+//
+// The tree path (jsonValue's decode → walk → re-encode) still handles what a splice
+// cannot express simply: drop rules (removing members needs the commas fixed),
+// nodes reached by more than one rule (the first rule's output would feed the
+// second), invalid JSON (keyed-hashed as a whole), and documents nested deeper than
+// maxSpliceDepth.
+//
+// One deliberate difference: an object with a duplicate member name is matched on
+// every occurrence (the tree path keeps only the last one); both rewrite every
+// value a consumer could read.
+
+// jsonTreeOnly turns the fast path off (tests compare it with the tree path).
+var jsonTreeOnly bool
+
+// maxSpliceDepth bounds the scanner's recursion; deeper documents take the tree path.
+const maxSpliceDepth = 512
+
+// jsonEdit is one node to rewrite: data[start:end] under rule.
+type jsonEdit struct {
+	start, end int
+	rule       *colPlan
+	orig       any // the node's value as cdc.ParseJSON would decode it
+}
+
+// jsonScan walks one document's bytes. fail: invalid JSON or too deep; tree: a
+// rule the splice does not handle.
+type jsonScan struct {
+	data       []byte
+	edits      []jsonEdit
+	depth      int
+	fail, tree bool
+}
+
+// jsonSplice tries the fast path for the document raw (the value v, bound for tgt).
+// It returns false, having changed nothing, when the tree path must handle it.
+func (b *batch) jsonSplice(c *colPlan, v any, raw []byte, tgt target, ent *entity) (bool, error) {
+	s := jsonScan{data: raw}
+	for i := range c.paths {
+		pp := &c.paths[i]
+		end := s.ws(s.match(s.ws(0), pp.steps, &pp.rule))
+		if s.fail || s.tree || end != len(raw) {
+			return false, nil
+		}
+	}
+	if len(s.edits) == 0 {
+		return true, nil // nothing to rewrite: the copy in tgt already holds v
+	}
+	slices.SortStableFunc(s.edits, func(x, y jsonEdit) int { return x.start - y.start })
+	for i := 1; i < len(s.edits); i++ {
+		if s.edits[i].start < s.edits[i-1].end {
+			return false, nil // one node under two rules, or a node inside another
+		}
+	}
+	d := &jsonDoc{out: tgt.obj, arr: tgt.arr, col: tgt.key, idx: tgt.idx, orig: v,
+		raw: raw, edits: s.edits, slots: make([]any, len(s.edits))}
+	for i := range d.edits {
+		e := &d.edits[i]
+		e.orig = decodeScalar(raw[e.start:e.end])
+		switch e.rule.action {
+		case Null:
+			d.slots[i] = nil
+		case Constant:
+			if e.rule.constZero {
+				d.slots[i] = zeroLike(e.orig)
+			} else {
+				d.slots[i] = constLike(e.orig, e.rule.value)
+			}
+		default:
+			d.slots[i] = e.orig
+			if err := b.scalar(e.rule, e.orig, target{arr: d.slots, idx: i}, ent); err != nil {
+				return true, err
+			}
+		}
+	}
+	b.docs = append(b.docs, d)
+	return true, nil
+}
+
+// spliced renders the document with every slot written over its node.
+func (d *jsonDoc) spliced() ([]byte, error) {
+	out := make([]byte, 0, len(d.raw)+len(d.raw)/4)
+	last := 0
+	for i := range d.edits {
+		e := &d.edits[i]
+		out = append(out, d.raw[last:e.start]...)
+		if sameScalar(d.slots[i], e.orig) {
+			out = append(out, d.raw[e.start:e.end]...)
+		} else {
+			var err error
+			if out, err = appendJSON(out, d.slots[i]); err != nil {
+				return nil, err
+			}
+		}
+		last = e.end
+	}
+	return append(out, d.raw[last:]...), nil
+}
+
+// match scans the value at i for steps and records rule's edits at every node
+// they reach; it returns the end of the value (the whole value is validated).
+func (s *jsonScan) match(i int, steps []step, rule *colPlan) int {
+	if len(steps) == 0 {
+		end := s.skip(i)
+		if !s.fail {
+			s.node(i, end, rule)
+		}
+		return end
+	}
+	st, rest := steps[0], steps[1:]
+	if i >= len(s.data) {
+		s.fail = true
+		return i
+	}
+	switch c := s.data[i]; {
+	case c == '{':
+		return s.members(i, func(key []byte, v int) int {
+			switch st.kind {
+			case stepField:
+				if s.keyIs(key, st.name) {
+					return s.match(v, rest, rule)
+				}
+			case stepWild:
+				return s.match(v, rest, rule)
+			case stepDescend:
+				end := s.skip(v) // validate first: the two scans below assume it
+				if s.fail {
+					return end
+				}
+				if s.keyIs(key, st.name) {
+					s.match(v, rest, rule)
+				}
+				s.match(v, steps, rule)
+				return end
+			}
+			return s.skip(v)
+		})
+	case c == '[':
+		if st.kind == stepIndex && st.idx < 0 {
+			var starts []int
+			end := s.elements(i, func(_, v int) int { starts = append(starts, v); return s.skip(v) })
+			if k := len(starts) + st.idx; !s.fail && k >= 0 {
+				s.match(starts[k], rest, rule)
+			}
+			return end
+		}
+		return s.elements(i, func(n, v int) int {
+			switch st.kind {
+			case stepIndex:
+				if n == st.idx {
+					return s.match(v, rest, rule)
+				}
+			case stepWild:
+				return s.match(v, rest, rule)
+			case stepDescend:
+				return s.match(v, steps, rule)
+			}
+			return s.skip(v)
+		})
+	}
+	return s.skip(i)
+}
+
+// node records the edits of rule at the node data[start:end], as jsonNode does
+// on the tree.
+func (s *jsonScan) node(start, end int, rule *colPlan) {
+	switch rule.action {
+	case Keep:
+		return
+	case Drop:
+		s.tree = true
+		return
+	case Null:
+		s.edits = append(s.edits, jsonEdit{start: start, end: end, rule: rule})
+		return
+	}
+	switch s.data[start] {
+	case 'n':
+		return // JSON null stays null
+	case '{', '[':
+		if rule.action == Constant {
+			break
+		}
+		// replace, hash, date_shift: every scalar leaf below.
+		each := func(v int) int {
+			e := s.skip(v)
+			s.node(v, e, rule)
+			return e
+		}
+		if s.data[start] == '{' {
+			s.members(start, func(_ []byte, v int) int { return each(v) })
+		} else {
+			s.elements(start, func(_, v int) int { return each(v) })
+		}
+		return
+	}
+	s.edits = append(s.edits, jsonEdit{start: start, end: end, rule: rule})
+}
+
+// keyIs compares a member name (raw, with its quotes) with name.
+func (s *jsonScan) keyIs(raw []byte, name string) bool {
+	if inner := raw[1 : len(raw)-1]; plainString(inner) {
+		return string(inner) == name
+	}
+	var k string
+	return json.Unmarshal(raw, &k) == nil && k == name
+}
+
+// members calls fn(name, valueStart) for each member of the object at i; fn
+// returns the value's end. It returns the object's end.
+func (s *jsonScan) members(i int, fn func(key []byte, v int) int) int {
+	if s.depth++; s.depth > maxSpliceDepth {
+		s.fail = true
+		return len(s.data)
+	}
+	defer func() { s.depth-- }()
+	i = s.ws(i + 1)
+	if i < len(s.data) && s.data[i] == '}' {
+		return i + 1
+	}
+	for !s.fail {
+		if i >= len(s.data) || s.data[i] != '"' {
+			break
+		}
+		kend := s.str(i)
+		key := s.data[i:kend]
+		i = s.ws(kend)
+		if s.fail || i >= len(s.data) || s.data[i] != ':' {
+			break
+		}
+		i = s.ws(fn(key, s.ws(i+1)))
+		if s.fail || i >= len(s.data) {
+			break
+		}
+		switch s.data[i] {
+		case ',':
+			i = s.ws(i + 1)
+			continue
+		case '}':
+			return i + 1
+		}
+		break
+	}
+	s.fail = true
+	return len(s.data)
+}
+
+// elements calls fn(index, valueStart) for each element of the array at i.
+func (s *jsonScan) elements(i int, fn func(n, v int) int) int {
+	if s.depth++; s.depth > maxSpliceDepth {
+		s.fail = true
+		return len(s.data)
+	}
+	defer func() { s.depth-- }()
+	i = s.ws(i + 1)
+	if i < len(s.data) && s.data[i] == ']' {
+		return i + 1
+	}
+	for n := 0; !s.fail; n++ {
+		i = s.ws(fn(n, i))
+		if s.fail || i >= len(s.data) {
+			break
+		}
+		switch s.data[i] {
+		case ',':
+			i = s.ws(i + 1)
+			continue
+		case ']':
+			return i + 1
+		}
+		break
+	}
+	s.fail = true
+	return len(s.data)
+}
+
+// skip validates the value at i and returns its end.
+func (s *jsonScan) skip(i int) int {
+	if s.fail || i >= len(s.data) {
+		s.fail = true
+		return len(s.data)
+	}
+	switch c := s.data[i]; {
+	case c == '{':
+		return s.members(i, func(_ []byte, v int) int { return s.skip(v) })
+	case c == '[':
+		return s.elements(i, func(_, v int) int { return s.skip(v) })
+	case c == '"':
+		return s.str(i)
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number(i)
+	case c == 't':
+		return s.literal(i, "true")
+	case c == 'f':
+		return s.literal(i, "false")
+	case c == 'n':
+		return s.literal(i, "null")
+	}
+	s.fail = true
+	return len(s.data)
+}
+
+func (s *jsonScan) ws(i int) int {
+	for i < len(s.data) {
+		switch s.data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func (s *jsonScan) literal(i int, lit string) int {
+	if len(s.data)-i >= len(lit) && string(s.data[i:i+len(lit)]) == lit {
+		return i + len(lit)
+	}
+	s.fail = true
+	return len(s.data)
+}
+
+// str validates the string at i (data[i] == '"') and returns its end.
+func (s *jsonScan) str(i int) int {
+	d := s.data
+	for j := i + 1; j < len(d); {
+		switch c := d[j]; {
+		case c == '"':
+			return j + 1
+		case c == '\\':
+			if j+1 >= len(d) {
+				s.fail = true
+				return len(d)
+			}
+			switch d[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if j+6 > len(d) || !isHex(d[j+2]) || !isHex(d[j+3]) || !isHex(d[j+4]) || !isHex(d[j+5]) {
+					s.fail = true
+					return len(d)
+				}
+				j += 6
+			default:
+				s.fail = true
+				return len(d)
+			}
+		case c < 0x20:
+			s.fail = true
+			return len(d)
+		default:
+			j++
+		}
+	}
+	s.fail = true
+	return len(d)
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// number validates the number at i (JSON's grammar) and returns its end.
+func (s *jsonScan) number(i int) int {
+	end, ok := numberEnd(s.data, i)
+	if !ok {
+		s.fail = true
+		return len(s.data)
+	}
+	return end
+}
+
+func numberEnd(d []byte, i int) (int, bool) {
+	digits := func(i int) (int, bool) {
+		j := i
+		for j < len(d) && d[j] >= '0' && d[j] <= '9' {
+			j++
+		}
+		return j, j > i
+	}
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		i, _ = digits(i)
+	default:
+		return i, false
+	}
+	var ok bool
+	if i < len(d) && d[i] == '.' {
+		if i, ok = digits(i + 1); !ok {
+			return i, false
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i, ok = digits(i); !ok {
+			return i, false
+		}
+	}
+	return i, true
+}
+
+// plainString reports whether a string's content (between the quotes) decodes to
+// itself: no escapes, valid UTF-8.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return false
+		}
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(b)
+		}
+	}
+	return true
+}
+
+// decodeScalar returns the node's value as cdc.ParseJSON decodes it; objects and
+// arrays give an empty map or slice (only their type matters to zeroLike and
+// constLike).
+func decodeScalar(b []byte) any {
+	switch b[0] {
+	case '"':
+		if inner := b[1 : len(b)-1]; plainString(inner) {
+			return string(inner)
+		}
+		var s string
+		_ = json.Unmarshal(b, &s) // validated by the scan
+		return s
+	case 't':
+		return true
+	case 'f':
+		return false
+	case 'n':
+		return nil
+	case '{':
+		return map[string]any{}
+	case '[':
+		return []any{}
+	}
+	return json.Number(b)
+}
+
+// sameScalar reports whether a slot still holds the node's own value, so its
+// original bytes can stay.
+func sameScalar(v, orig any) bool {
+	switch x := v.(type) {
+	case nil:
+		return orig == nil
+	case string:
+		o, ok := orig.(string)
+		return ok && o == x
+	case json.Number:
+		o, ok := orig.(json.Number)
+		return ok && o == x
+	case bool:
+		o, ok := orig.(bool)
+		return ok && o == x
+	}
+	return false
+}
+
+// appendJSON appends v encoded as cdc.MarshalJSON encodes it, without its
+// allocations for the common cases.
+func appendJSON(out []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(out, "null"...), nil
+	case bool:
+		if x {
+			return append(out, "true"...), nil
+		}
+		return append(out, "false"...), nil
+	case string:
+		if printableASCII(x) {
+			out = append(out, '"')
+			out = append(out, x...)
+			return append(out, '"'), nil
+		}
+	case json.Number:
+		if end, ok := numberEnd([]byte(x), 0); ok && end == len(x) {
+			return append(out, x...), nil
+		}
+	}
+	enc, err := cdc.MarshalJSON(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, enc...), nil
+}
+
+// printableASCII: encoding/json writes such a string between quotes unchanged.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
