@@ -52,6 +52,34 @@ type Table struct {
 	Name    string   // "schema.table" (SQL) or the table/topic name
 	Columns []Column // in source order
 	Key     []string // primary-key column names in key order; never empty for SQL tables
+	// RenamedFrom is set only when a stream's Batch.Schema announces that the
+	// table was renamed in the source (RENAME TABLE old TO new): it holds the old
+	// name. A sink that supports it moves its target table of the old name to the
+	// new one, rows included, before preparing the new name; a sink that ignores it
+	// prepares an empty table under the new name.
+	RenamedFrom string
+	// Partial says Columns lists only some of the columns rows carry: a DynamoDB
+	// table declares only its key and index attributes, and every other attribute
+	// is free-form. Rules may then name columns that Columns does not list.
+	Partial bool
+	// Indexes are the table's secondary indexes, for a sink that recreates them on
+	// a target of the same kind (DynamoDB GSIs and LSIs: without them the test
+	// application's queries fail). SQL sources leave it empty.
+	Indexes []Index
+}
+
+// Index is a secondary index of a table.
+type Index struct {
+	Name string
+	// Key lists the index's key columns: partition (hash) first, then sort.
+	Key []string
+	// Local is set for an index that shares the table's partition key (a
+	// DynamoDB local secondary index).
+	Local bool
+	// Projection is what the index carries besides keys: "ALL", "KEYS_ONLY", or
+	// "INCLUDE" with the columns in Include.
+	Projection string
+	Include    []string
 }
 
 // Column returns the named column and whether it exists.

@@ -267,7 +267,7 @@ func (t *Transformer) compile(table cdc.Table, sig string) (*Plan, error) {
 	bad := func(col, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("table %s column %s: %s", table.Name, col, fmt.Sprintf(format, args...)))
 	}
-	schemaless := len(table.Columns) == 0
+	schemaless := len(table.Columns) == 0 || table.Partial // rules may name unlisted columns
 	for _, c := range table.Columns {
 		p.known[c.Name] = true
 	}
@@ -376,7 +376,7 @@ func (t *Transformer) compileRule(table cdc.Table, col cdc.Column, name string, 
 			cp.shift = &dateShifter{key: newKeyedHash(t.cfg.Secret, dateShiftLabel, ruleDomain(r, GenDateShift)), maxDays: maxDays}
 			if r.Entity != "" {
 				cp.entity = []string{r.Entity}
-				if _, ok := table.Column(r.Entity); !ok && len(table.Columns) > 0 {
+				if _, ok := table.Column(r.Entity); !ok && len(table.Columns) > 0 && !table.Partial {
 					msgs = append(msgs, fmt.Sprintf("date_shift entity %q is not a column (the table has %s); name the column that identifies the person or record", r.Entity, columnList(table)))
 				}
 			} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/smithy-go"
 )
 
@@ -76,6 +77,39 @@ func localEndpoint(endpoint string) bool {
 // used, since DynamoDB Local accepts any; the region then defaults to us-east-1.
 // DynamoDB Local keeps separate tables per access key and region.
 func NewClient(ctx context.Context, t Target, conns int) (*dynamodb.Client, error) {
+	cfg, local, err := LoadConfig(ctx, t, conns)
+	if err != nil {
+		return nil, err
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if t.Endpoint != "" {
+			o.BaseEndpoint = aws.String(t.Endpoint)
+		}
+		if local {
+			// DynamoDB Local's x-amz-crc32 does not always match what the SDK
+			// reads, which only produces warnings; AWS's is checked as usual.
+			o.DisableValidateResponseChecksum = true
+		}
+	}), nil
+}
+
+// NewStreamsClient returns a DynamoDB Streams client for t, configured like
+// NewClient. DynamoDB Local serves Streams on the same endpoint.
+func NewStreamsClient(ctx context.Context, t Target, conns int) (*dynamodbstreams.Client, error) {
+	cfg, _, err := LoadConfig(ctx, t, conns)
+	if err != nil {
+		return nil, err
+	}
+	return dynamodbstreams.NewFromConfig(cfg, func(o *dynamodbstreams.Options) {
+		if t.Endpoint != "" {
+			o.BaseEndpoint = aws.String(t.Endpoint)
+		}
+	}), nil
+}
+
+// LoadConfig builds the AWS config NewClient and NewStreamsClient share, and
+// reports whether the endpoint is local (DynamoDB Local).
+func LoadConfig(ctx context.Context, t Target, conns int) (aws.Config, bool, error) {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = conns
 	})
@@ -89,24 +123,44 @@ func NewClient(ctx context.Context, t Target, conns int) (*dynamodb.Client, erro
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+		return cfg, local, fmt.Errorf("aws config: %w", err)
 	}
 	if cfg.Region == "" {
 		if !local {
-			return nil, errors.New("no AWS region: add ?region=… to the URL or set AWS_REGION")
+			return cfg, local, errors.New("no AWS region: add ?region=… to the URL or set AWS_REGION")
 		}
 		cfg.Region = "us-east-1"
 	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if t.Endpoint != "" {
-			o.BaseEndpoint = aws.String(t.Endpoint)
-		}
-		if local {
-			// DynamoDB Local's x-amz-crc32 does not always match what the SDK
-			// reads, which only produces warnings; AWS's is checked as usual.
-			o.DisableValidateResponseChecksum = true
-		}
-	}), nil
+	return cfg, local, nil
+}
+
+// ParseStoreURL parses a pipeline's source or target URL,
+// "dynamodb://?region=R&endpoint=E". It names no table: a pipeline's tables:
+// lists them. The returned Target's Table is empty.
+func ParseStoreURL(raw string) (Target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Target{}, errors.New("dynamodb URL does not parse; write dynamodb://?region=REGION[&endpoint=URL]")
+	}
+	if u.Host != "" || strings.Trim(u.Path, "/") != "" {
+		return Target{}, fmt.Errorf("dynamodb source/target URL names %q, but the tables come from the pipeline's tables:; write dynamodb://?region=REGION[&endpoint=URL]", u.Host+u.Path)
+	}
+	u.Host = "-"
+	t, err := ParseURL(u)
+	t.Table = ""
+	return t, err
+}
+
+// IsLocal reports whether t's endpoint is DynamoDB Local on this machine.
+func (t Target) IsLocal() bool { return t.Endpoint != "" && localEndpoint(t.Endpoint) }
+
+// ErrorCode returns the AWS error code of err ("" when it has none).
+func ErrorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
 }
 
 // EnsureTable checks that table exists with the single string hash key "pk",
