@@ -108,14 +108,18 @@ type fakeSink struct {
 	failLoad string // chunk rows whose first "id" equals this fail
 	failNext bool
 	// applying, when set, makes the next Apply signal it and then block until
-	// its context is cancelled, as a stop arriving mid-transaction does.
-	applying chan struct{}
+	// release is closed; applyCtxErr records its context's state at that point.
+	applying, release chan struct{}
+	applyCtxErr       error
 	mu       sync.Mutex
 	rows     map[string]int
 	cleared  []string
 }
 
-func (k *fakeSink) Prepare(context.Context, []cdc.Table) error { return nil }
+func (k *fakeSink) Prepare(context.Context, []cdc.Table) error {
+	k.rec.add(event{kind: "prepare"})
+	return nil
+}
 func (k *fakeSink) Load(_ context.Context, table string, rows []cdc.Row) error {
 	if k.failLoad != "" && rows[0]["id"] == k.failLoad {
 		return errors.New("disk full")
@@ -133,8 +137,8 @@ func (k *fakeSink) Apply(ctx context.Context, changes []cdc.Change) error {
 	if k.applying != nil {
 		close(k.applying)
 		k.applying = nil
-		<-ctx.Done()
-		return ctx.Err()
+		<-k.release
+		k.applyCtxErr = ctx.Err()
 	}
 	if k.failNext {
 		return errors.New("target went away")
@@ -481,24 +485,33 @@ func TestSyncPublishesBeforeApplyAndCheckpoint(t *testing.T) {
 	}
 }
 
-// A stop that cuts the target's transaction short re-applies the batch in the
-// final flush, but must not publish its events a second time.
+// A stop that arrives while a batch is being written lets that write finish
+// (its transaction is not cut short) and publishes its events once.
 func TestStopDuringApplyPublishesOnce(t *testing.T) {
 	p, src, sink, cps, rec := newFixture()
 	p.Publisher = &fakePublisher{fakeSink: fakeSink{rec: rec}}
 	if err := p.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	applying := make(chan struct{})
-	sink.applying = applying
+	applying, release := make(chan struct{}), make(chan struct{})
+	sink.applying, sink.release = applying, release
 	src.batches = []cdc.Batch{{Changes: []cdc.Change{change(1), change(2)}, Commit: pos(150)}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Sync(ctx) }()
 	<-applying
 	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Sync returned (%v) while its last batch was still being written", err)
+	case <-time.After(50 * time.Millisecond): // a negative check: nothing to poll
+	}
+	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if sink.applyCtxErr != nil {
+		t.Fatalf("the stop cancelled the write in progress: %v", sink.applyCtxErr)
 	}
 	published, applied := 0, 0
 	for _, e := range rec.list() {
@@ -514,6 +527,67 @@ func TestStopDuringApplyPublishesOnce(t *testing.T) {
 	}
 	if cp, _ := cps.Load(context.Background(), "p"); binary.BigEndian.Uint64(cp.Position) != 150 {
 		t.Fatal("the final flush did not checkpoint the batch")
+	}
+}
+
+// signalling passes changes through and reports each batch it transforms.
+type signalling struct {
+	identity
+	batches chan int
+}
+
+func (s signalling) Changes(_ context.Context, c []cdc.Change) ([]cdc.Change, error) {
+	s.batches <- len(c)
+	return c, nil
+}
+
+// Transforming the next batch overlaps writing the previous one; a schema change
+// still waits until every earlier batch is written before the target changes.
+func TestStreamOverlapsTransformWithApplyAndOrdersSchemaChanges(t *testing.T) {
+	p, src, sink, cps, rec := newFixture()
+	if err := p.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	transformed := make(chan int, 10)
+	p.Transform = signalling{batches: transformed}
+	p.Options.BatchSize = 2
+	applying, release := make(chan struct{}), make(chan struct{})
+	sink.applying, sink.release = applying, release
+	src.batches = []cdc.Batch{
+		{Changes: []cdc.Change{change(1), change(2)}, Commit: pos(160)},
+		{Changes: []cdc.Change{change(3), change(4)}, Commit: pos(170)},
+		{Schema: []cdc.Table{{Name: "t", Key: []string{"id"}}}, Changes: []cdc.Change{change(5), change(6)}, Commit: pos(180)},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Sync(ctx) }()
+	<-transformed // the first batch
+	<-applying    // ...is being written, and blocks there
+	select {
+	case <-transformed: // the second batch is transformed meanwhile
+	case err := <-done:
+		t.Fatalf("Sync ended: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next batch was not transformed while the previous one was written")
+	}
+	before := len(rec.list())
+	close(release)
+	waitFor(t, func() bool { cp, _ := cps.Load(ctx, "p"); return binary.BigEndian.Uint64(cp.Position) == 180 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range rec.list()[before:] {
+		if e.kind == "apply" || e.kind == "prepare" || e.kind == "ack" {
+			kinds = append(kinds, e.kind)
+		}
+	}
+	// The blocked first apply returns (apply, ack), the second batch follows, and
+	// only then does the schema change reach the target, before the third batch.
+	if got := strings.Join(kinds, " "); got != "apply ack apply ack prepare apply ack" {
+		t.Fatalf("events after release: %s", got)
 	}
 }
 

@@ -19,11 +19,19 @@ const stopTimeout = 10 * time.Second
 
 // stream applies the source's log from cp.Position until ctx is cancelled.
 //
+// Three stages run concurrently, each in order, so reading, transforming and
+// writing overlap instead of taking turns:
+//
+//	source.Stream ──batches──▶ gather + transform ──job──▶ applier: publish, apply
+//	 (goroutine)                 (this goroutine)           + checkpoint, then ack
+//
 // Batches from the source are gathered until Options.BatchSize changes or
-// Options.FlushInterval, then transformed and applied in one sink transaction. A
-// batch may end mid-transaction (large transactions arrive in parts); the checkpoint
-// then stays at the last transaction end inside it, and a restart re-applies the
-// tail, which is harmless because sinks apply idempotently.
+// Options.FlushInterval, transformed, and handed to the applier, which writes
+// each job in one sink transaction. At most one job waits while another is
+// written, which bounds memory and lets a slow target push back on the source.
+// A batch may end mid-transaction (large transactions arrive in parts); the
+// checkpoint then stays at the last transaction end inside it, and a restart
+// re-applies the tail, which is harmless because sinks apply idempotently.
 func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 	srcCtx, stopSource := context.WithCancel(context.WithoutCancel(ctx))
 	in := make(chan cdc.Batch, 16)
@@ -41,6 +49,9 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		}
 	}()
 
+	ap := p.startApplier(ctx, cp)
+	defer ap.abort()
+
 	p.log().Info("streaming", "checkpoint_seq", cp.Seq)
 	// Streaming counts as working (for Run's retry policy) once the source has
 	// sent a batch or run for streamWorks without failing: an error before that is
@@ -56,12 +67,9 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		pending    []cdc.Change
 		commit     cdc.Position // last transaction end inside pending
 		commitTime time.Time
-		// published is set once pending reached the Publisher, so the retry
-		// of a flush that a stop signal cut short (stopOr → finish) does not
-		// send the same events twice. A failed flush otherwise ends stream,
-		// so pending never grows while published is set.
-		published bool
 	)
+	// flush transforms pending and hands it to the applier. It does not wait for
+	// the write; ap.wait does.
 	flush := func(ctx context.Context) error {
 		if len(pending) == 0 && commit == nil {
 			return nil
@@ -71,49 +79,20 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		if err != nil {
 			return err
 		}
-		// Publish first: the target's apply may carry the checkpoint
-		// (ApplyAndSave), which must not cover undelivered events.
-		if !published {
-			if err := p.publish(ctx, out); err != nil {
-				return err
-			}
-			published = true
+		if err := ap.submit(ctx, job{changes: out, read: len(pending), commit: commit, commitTime: commitTime, start: start}); err != nil {
+			return err
 		}
-		if commit != nil {
-			next := cp
-			next.Seq++
-			next.Position = commit
-			next.SourceTime = commitTime
-			next.SavedAt = time.Now().UTC()
-			if p.txcp != nil {
-				// Changes and checkpoint in one target transaction: exactly-once.
-				err = p.txcp.ApplyAndSave(ctx, out, next)
-			} else if err = p.Sink.Apply(ctx, out); err == nil {
-				err = p.Checkpoints.Save(ctx, next)
-			}
-			if err != nil {
-				return fmt.Errorf("applying %d changes: %w", len(out), err)
-			}
-			cp = next
-			// Only now, with the checkpoint durable, may the source release the log.
-			if err := p.Source.Ack(ctx, commit); err != nil {
-				return fmt.Errorf("acknowledging to source: %w", err)
-			}
-			p.Metrics.lag(p.Name, commitTime)
-		} else if err := p.Sink.Apply(ctx, out); err != nil {
-			return fmt.Errorf("applying %d changes: %w", len(out), err)
-		}
-		p.Metrics.applied(p.Name, len(out), len(pending)-len(out), time.Since(start))
-		pending, commit, published = pending[:0], nil, false
+		pending, commit = pending[:0], nil
 		return nil
 	}
 
-	// stopOr turns a flush that failed because a stop signal cancelled it midway
-	// into the graceful stop, which applies the same batch again with a fresh
+	// stopOr turns a step that failed because a stop signal cancelled it midway
+	// into the graceful stop, which transforms the same batch again with a fresh
 	// deadline; any other error is returned.
 	stopOr := func(err error) error {
-		if ctx.Err() != nil {
-			return p.finish(ctx, flush)
+		var ae applyError
+		if ctx.Err() != nil && !errors.As(err, &ae) {
+			return p.finish(ctx, flush, ap)
 		}
 		return err
 	}
@@ -127,6 +106,9 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 			if len(b.Schema) > 0 {
 				// Apply what was read under the old schema before the target changes.
 				if err := flush(ctx); err != nil {
+					return stopOr(err)
+				}
+				if err := ap.wait(ctx); err != nil {
 					return stopOr(err)
 				}
 				if err := p.evolve(ctx, b.Schema); err != nil {
@@ -149,11 +131,17 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 			if err := flush(ctx); err != nil {
 				return stopOr(err)
 			}
+		case <-ap.failed:
+			return ap.err
 		case err := <-srcErr:
 			srcErr <- err // for the deferred drain
 			if ctx.Err() == nil {
 				// Keep what was read: everything before the failure is valid.
-				if ferr := flush(ctx); ferr != nil {
+				ferr := flush(ctx)
+				if ferr == nil {
+					ferr = ap.wait(ctx)
+				}
+				if ferr != nil {
 					return errors.Join(err, ferr)
 				}
 				if err == nil {
@@ -161,11 +149,207 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 				}
 				return fmt.Errorf("source stream: %w", err)
 			}
-			return p.finish(ctx, flush)
+			return p.finish(ctx, flush, ap)
 		case <-ctx.Done():
-			return p.finish(ctx, flush)
+			return p.finish(ctx, flush, ap)
 		}
 	}
+}
+
+// finish writes the batch in hand after a stop signal and waits for the applier,
+// with a fresh deadline since ctx is already cancelled, so a graceful stop loses
+// no progress.
+func (p *Pipeline) finish(ctx context.Context, flush func(context.Context) error, ap *applier) error {
+	if cause := context.Cause(ctx); errors.Is(cause, checkpoint.ErrLockLost) {
+		// Another process may own the pipeline now: writing the batch in hand
+		// could overwrite its newer rows. The checkpoint did not cover it, so the
+		// new owner applies it again. (The applier was cancelled too.)
+		return cause
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	err := flush(fctx)
+	if err == nil {
+		err = ap.wait(fctx)
+	}
+	if err != nil {
+		return fmt.Errorf("final flush on stop: %w", err)
+	}
+	p.log().Info("stopped cleanly")
+	return nil
+}
+
+// job is one transformed batch for the applier.
+type job struct {
+	changes    []cdc.Change
+	read       int          // changes read from the source (before filters)
+	commit     cdc.Position // last transaction end in the batch; nil: none
+	commitTime time.Time
+	start      time.Time // when the batch's transform began, for the latency metric
+}
+
+// applyError marks errors of the applier (the write failed), which a stop signal
+// must not turn into a retry: the applier already used its own deadline.
+type applyError struct{ err error }
+
+func (e applyError) Error() string { return e.err.Error() }
+func (e applyError) Unwrap() error { return e.err }
+
+// errWriterStopped is returned to a caller that hands work to an applier which
+// already stopped (its stop deadline passed).
+var errWriterStopped = applyError{errors.New("the target writer stopped before the batch was written")}
+
+// applier writes jobs in order in its own goroutine: publish, then apply with the
+// checkpoint, then acknowledge the source. It owns the checkpoint after start.
+//
+// Its context is not the stream's: a stop signal lets the job being written
+// finish (within stopTimeout) rather than cutting its transaction short, so a
+// published batch is not published again by the final flush. Only a lost lock
+// cancels it at once.
+type applier struct {
+	jobs   chan job
+	idle   chan chan struct{} // wait requests: closed when every earlier job is done
+	failed chan struct{}      // closed when a job failed; err is then set
+	err    error
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (p *Pipeline) startApplier(ctx context.Context, cp checkpoint.Checkpoint) *applier {
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ap := &applier{
+		jobs:   make(chan job, 1),
+		idle:   make(chan chan struct{}),
+		failed: make(chan struct{}),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	// A stop gives the write in progress stopTimeout to finish; a lost lock none.
+	stopWatch := context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), checkpoint.ErrLockLost) {
+			cancel()
+			return
+		}
+		time.AfterFunc(stopTimeout, cancel)
+	})
+	run := func(j job) bool {
+		next, err := p.applyJob(actx, cp, j)
+		if err != nil {
+			ap.err = applyError{err}
+			close(ap.failed)
+			return false
+		}
+		cp = next
+		return true
+	}
+	go func() {
+		defer close(ap.done)
+		defer stopWatch()
+		for {
+			select {
+			case j := <-ap.jobs:
+				if !run(j) {
+					return
+				}
+			case w := <-ap.idle:
+				// Only the stream goroutine submits and waits, so nothing is
+				// submitted meanwhile: finish what is queued, then answer.
+				for len(ap.jobs) > 0 {
+					if !run(<-ap.jobs) {
+						return
+					}
+				}
+				close(w)
+			case <-actx.Done():
+				return
+			}
+		}
+	}()
+	return ap
+}
+
+// submit queues a job, waiting while the previous one is still queued.
+func (ap *applier) submit(ctx context.Context, j job) error {
+	select {
+	case ap.jobs <- j:
+		return nil
+	case <-ap.failed:
+		return ap.err
+	case <-ap.done:
+		return errWriterStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wait returns once every submitted job is written and checkpointed.
+func (ap *applier) wait(ctx context.Context) error {
+	w := make(chan struct{})
+	select {
+	case ap.idle <- w:
+	case <-ap.failed:
+		return ap.err
+	case <-ap.done:
+		return errWriterStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The applier answers only after every job submitted before the request.
+	select {
+	case <-w:
+		return nil
+	case <-ap.failed:
+		return ap.err
+	case <-ap.done:
+		return errWriterStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// abort stops the applier without waiting for queued jobs (they are not
+// checkpointed, so a restart applies them again) and waits for it to exit.
+func (ap *applier) abort() {
+	ap.cancel()
+	<-ap.done
+}
+
+// applyJob publishes, writes and checkpoints one job, then acknowledges the source.
+func (p *Pipeline) applyJob(ctx context.Context, cp checkpoint.Checkpoint, j job) (checkpoint.Checkpoint, error) {
+	// Publish first: the target's apply may carry the checkpoint (ApplyAndSave),
+	// which must not cover undelivered events.
+	if err := p.publish(ctx, j.changes); err != nil {
+		return cp, err
+	}
+	if j.commit == nil {
+		if err := p.Sink.Apply(ctx, j.changes); err != nil {
+			return cp, fmt.Errorf("applying %d changes: %w", len(j.changes), err)
+		}
+	} else {
+		next := cp
+		next.Seq++
+		next.Position = j.commit
+		next.SourceTime = j.commitTime
+		next.SavedAt = time.Now().UTC()
+		var err error
+		if p.txcp != nil {
+			// Changes and checkpoint in one target transaction: exactly-once.
+			err = p.txcp.ApplyAndSave(ctx, j.changes, next)
+		} else if err = p.Sink.Apply(ctx, j.changes); err == nil {
+			err = p.Checkpoints.Save(ctx, next)
+		}
+		if err != nil {
+			return cp, fmt.Errorf("applying %d changes: %w", len(j.changes), err)
+		}
+		cp = next
+		// Only now, with the checkpoint durable, may the source release the log.
+		if err := p.Source.Ack(ctx, j.commit); err != nil {
+			return cp, fmt.Errorf("acknowledging to source: %w", err)
+		}
+		p.Metrics.lag(p.Name, j.commitTime)
+	}
+	p.Metrics.applied(p.Name, len(j.changes), j.read-len(j.changes), time.Since(j.start))
+	return cp, nil
 }
 
 // publish delivers transformed changes to the Publisher, if any; it returns once
@@ -180,26 +364,8 @@ func (p *Pipeline) publish(ctx context.Context, changes []cdc.Change) error {
 	return nil
 }
 
-// finish applies the batch in hand after a stop signal, with a fresh deadline since
-// ctx is already cancelled, so a graceful stop loses no progress.
-func (p *Pipeline) finish(ctx context.Context, flush func(context.Context) error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, checkpoint.ErrLockLost) {
-		// Another process may own the pipeline now: writing the batch in hand
-		// could overwrite its newer rows. The checkpoint did not cover it, so the
-		// new owner applies it again.
-		return cause
-	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-	defer cancel()
-	if err := flush(fctx); err != nil {
-		return fmt.Errorf("final flush on stop: %w", err)
-	}
-	p.log().Info("stopped cleanly")
-	return nil
-}
-
 // evolve takes a schema change from the source: recompile the rules and let the
-// sink add what the target lacks.
+// sink add what the target lacks. The applier is idle when it runs.
 func (p *Pipeline) evolve(ctx context.Context, changed []cdc.Table) error {
 	for _, t := range changed {
 		replaced := false
