@@ -111,9 +111,9 @@ type fakeSink struct {
 	// release is closed; applyCtxErr records its context's state at that point.
 	applying, release chan struct{}
 	applyCtxErr       error
-	mu       sync.Mutex
-	rows     map[string]int
-	cleared  []string
+	mu                sync.Mutex
+	rows              map[string]int
+	cleared           []string
 }
 
 func (k *fakeSink) Prepare(context.Context, []cdc.Table) error {
