@@ -87,7 +87,9 @@ type Change struct {
 // and only its Commit may be checkpointed and acknowledged.
 type Batch struct {
 	// Schema, when set, announces the new description of tables whose columns
-	// changed (a column added in production); it applies before Changes.
+	// changed (a column added in production), that were created, or that were
+	// renamed (Table.RenamedFrom names the old table); it applies before Changes.
+	// A dropped table is not announced: its rows are removed by a Truncate change.
 	Schema  []Table
 	Changes []Change
 	Commit  Position

@@ -197,6 +197,16 @@ func (s *Source) qualify(name string) string {
 	return name
 }
 
+// selected reports whether "db.table" is one of the configured tables.
+func (s *Source) selected(name string) bool {
+	for _, configured := range s.opts.Tables {
+		if s.qualify(configured) == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Open connects, checks every prerequisite (collecting all problems, one line each)
 // and returns each table's schema, named "db.table".
 func (s *Source) Open(ctx context.Context) ([]cdc.Table, error) {

@@ -22,12 +22,14 @@ import (
 // or the end of a DDL statement).
 //
 // Row events are decoded with the schema history carried in the position: the
-// selected tables' columns as of that point of the binlog. A DDL statement on a
-// selected table (ALTER, CREATE, RENAME) re-reads the table from
-// information_schema and announces it as Batch.Schema; every row event is checked
-// against the schema it is decoded with (column count and binlog types), so a
-// binlog that the history cannot describe fails loudly instead of being misread.
-// TRUNCATE of a selected table becomes a Truncate change.
+// selected tables' columns as of that point of the binlog. DDL on a selected table
+// updates the history and reaches the target (rules in ddl and rename): ALTER and
+// CREATE re-read the table from information_schema and announce it as
+// Batch.Schema, RENAME moves the history entry and announces it with
+// cdc.Table.RenamedFrom, DROP and TRUNCATE become Truncate changes. Every row
+// event is checked against the schema it is decoded with (column count and binlog
+// types), so a binlog that the history cannot describe fails loudly instead of
+// being misread.
 func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
 	if s.db == nil {
 		return errors.New("mysql source: Stream before Open")
@@ -350,8 +352,9 @@ var (
 )
 
 // query handles a QueryEvent: COMMIT of a non-transactional engine ends a
-// transaction; DDL on a selected table updates the schema history (or truncates)
-// and ends its own transaction.
+// transaction; DDL on a selected table updates the schema history (and the
+// target, through Batch.Schema and Truncate changes) and ends its own transaction.
+// The rules per statement are in ddl(); docs/mysql.md lists them for users.
 func (st *streamer_) query(ctx context.Context, ev *replication.BinlogEvent, e *replication.QueryEvent) error {
 	q := strings.TrimSpace(string(e.Query))
 	switch strings.ToUpper(q) {
@@ -360,46 +363,213 @@ func (st *streamer_) query(ctx context.Context, ev *replication.BinlogEvent, e *
 	case "COMMIT":
 		return st.commit(ctx, ev, e.GSet)
 	}
-	m := ddlTable.FindStringSubmatch(q)
-	if m == nil {
-		return nil // other statements (GRANT, CREATE USER …) do not touch selected tables
-	}
-	verb := strings.ToUpper(m[1])
-	if m[2] == "" && verb != "TRUNCATE" {
-		return st.commit(ctx, ev, e.GSet) // CREATE DATABASE, DROP INDEX …: still a transaction end
-	}
-	names := statementTables(verb, m[3], string(e.Schema))
-	for _, name := range names {
-		if _, ok := st.tables[name]; !ok {
-			continue
+	if m := ddlTable.FindStringSubmatch(q); m != nil && (m[2] != "" || strings.EqualFold(m[1], "TRUNCATE")) {
+		if err := st.ddl(ctx, ev, string(e.Schema), q, m); err != nil {
+			return err
 		}
-		switch verb {
-		case "TRUNCATE":
-			if err := st.add(ctx, cdc.Change{Table: name, Op: cdc.Truncate, CommitTime: time.Unix(int64(ev.Header.Timestamp), 0).UTC()}); err != nil {
+	}
+	// Any other statement (GRANT, CREATE DATABASE, DROP INDEX …) leaves the
+	// selected tables alone but still ends a transaction.
+	return st.commit(ctx, ev, e.GSet)
+}
+
+// ddl applies one table DDL statement to the schema history:
+//
+//   - TRUNCATE: a Truncate change.
+//   - DROP TABLE: a Truncate change (the target table is cleared, not dropped:
+//     see docs/mysql.md) and the table leaves the history, so a later CREATE of
+//     the name starts it afresh.
+//   - CREATE TABLE of a selected name: described and announced (the sink creates
+//     it or adds columns); CREATE OR REPLACE also clears it first.
+//   - ALTER TABLE: re-described and announced; ALTER … RENAME TO is a rename.
+//   - RENAME TABLE: see rename.
+//
+// Temporary tables are never replicated.
+func (st *streamer_) ddl(ctx context.Context, ev *replication.BinlogEvent, db, q string, m []string) error {
+	verb := strings.ToUpper(m[1])
+	head := strings.ToUpper(q[:len(q)-len(m[3])])
+	if strings.Contains(head, "TEMPORARY") {
+		return nil
+	}
+	at := time.Unix(int64(ev.Header.Timestamp), 0).UTC()
+	names := statementTables(verb, m[3], db)
+	if len(names) == 0 {
+		return nil
+	}
+	switch verb {
+	case "TRUNCATE":
+		if _, ok := st.tables[names[0]]; ok {
+			return st.add(ctx, cdc.Change{Table: names[0], Op: cdc.Truncate, CommitTime: at})
+		}
+	case "DROP":
+		for _, name := range names {
+			if _, ok := st.tables[name]; !ok {
+				continue
+			}
+			if err := st.add(ctx, cdc.Change{Table: name, Op: cdc.Truncate, CommitTime: at}); err != nil {
 				return err
 			}
-		case "DROP":
-			// The target keeps its table; rows stop arriving.
-		default:
-			// The DDL is in the binlog once it completed, so information_schema has
-			// the table as of this point unless a later DDL already ran; checkShape
-			// catches a history that does not fit the row events that follow.
-			info, problem, err := st.src.describe(ctx, name)
-			if err != nil {
-				return fmt.Errorf("mysql stream: describe %s after DDL: %w", name, err)
-			}
-			if problem != "" {
-				return fmt.Errorf("mysql stream: after DDL at %s: %s", st.cur, problem)
-			}
-			st.tables[name] = info
+			delete(st.tables, name)
 			st.schemaJSON = nil
-			st.schema = append(st.schema, info.Table)
-			st.src.mu.Lock()
-			st.src.tables[name] = info
-			st.src.mu.Unlock()
+		}
+	case "CREATE":
+		name := names[0]
+		if !st.src.selected(name) {
+			return nil
+		}
+		if _, ok := st.tables[name]; ok && strings.Contains(head, "REPLACE") {
+			if err := st.add(ctx, cdc.Change{Table: name, Op: cdc.Truncate, CommitTime: at}); err != nil {
+				return err
+			}
+		}
+		return st.redescribe(ctx, name)
+	case "ALTER":
+		name := names[0]
+		if to := alterRenameTo(m[3], db); to != "" {
+			// Other changes in the same ALTER (a comma) need a fresh description.
+			return st.rename(ctx, []string{name, to}, strings.Contains(m[3], ","))
+		}
+		if _, ok := st.tables[name]; ok {
+			return st.redescribe(ctx, name)
+		}
+	case "RENAME":
+		return st.rename(ctx, names, false)
+	}
+	return nil
+}
+
+// rename applies RENAME TABLE a TO b[, c TO d …] (pairs, in order, as the server
+// does). For each pair:
+//
+//   - a and b both selected: followed. The history entry moves to b and b is
+//     announced with RenamedFrom a, so the sink moves the target table.
+//   - a selected, and another table is renamed to a in the same statement (the
+//     cut-over of gh-ost and pt-online-schema-change: RENAME TABLE t TO _t_old,
+//     _t_new TO t): a keeps its target table and rows, which those tools keep
+//     equal to the old table's, and is re-described with its new definition.
+//   - a selected, b not: the stream stops; the error says how to follow.
+//   - b selected, a not (and not such a swap): b's rows were never replicated;
+//     the stream stops and asks for a reset.
+//
+// redescribeAfter re-describes the final names too (ALTER … RENAME with other
+// changes).
+func (st *streamer_) rename(ctx context.Context, names []string, redescribeAfter bool) error {
+	if len(names)%2 != 0 {
+		return fmt.Errorf("mysql stream: RENAME at %s names %d tables, not pairs", st.cur, len(names))
+	}
+	type pair struct{ from, to string }
+	var pairs []pair
+	for i := 0; i < len(names); i += 2 {
+		pairs = append(pairs, pair{names[i], names[i+1]})
+	}
+	swappedIn := func(name string, after int) bool {
+		for _, p := range pairs[after+1:] {
+			if p.to == name {
+				return true
+			}
+		}
+		return false
+	}
+	movedAway := map[string]bool{} // selected names renamed to an unselected name, awaiting a swap
+	var replaced []string
+	for i, p := range pairs {
+		_, fromKnown := st.tables[p.from]
+		toSel := st.src.selected(p.to)
+		switch {
+		case fromKnown && toSel:
+			// A rename keeps the columns: the history entry moves as it is (no
+			// information_schema read, which could be of a later time).
+			st.move(p.from, p.to)
+		case fromKnown && swappedIn(p.from, i):
+			movedAway[p.from] = true
+		case fromKnown:
+			return fmt.Errorf("mysql stream: at %s table %s was renamed to %s, which is not in the pipeline's tables: "+
+				"replace %s with %s in tables: (and rules:) and restart sync, which then follows the rename on the target (no reload needed); "+
+				"or remove %s from tables: and restart", st.cur, p.from, p.to, p.from, p.to, p.from)
+		case toSel && movedAway[p.to]:
+			delete(movedAway, p.to)
+			replaced = append(replaced, p.to)
+		case toSel:
+			return fmt.Errorf("mysql stream: at %s table %s appeared by RENAME of %s, whose rows were never replicated: run `understudy reset` to load it", st.cur, p.to, p.from)
 		}
 	}
-	return st.commit(ctx, ev, e.GSet)
+	for _, name := range replaced {
+		if err := st.redescribe(ctx, name); err != nil {
+			return err
+		}
+	}
+	if redescribeAfter {
+		for _, p := range pairs {
+			if _, ok := st.tables[p.to]; ok {
+				if err := st.redescribe(ctx, p.to); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// move renames a history entry and announces the table under its new name.
+func (st *streamer_) move(from, to string) {
+	old := st.tables[from]
+	info := &tableInfo{Table: old.Table, Charsets: old.Charsets}
+	info.Table.Name = to
+	info.init()
+	delete(st.tables, from)
+	st.tables[to] = info
+	st.schemaJSON = nil
+	announced := info.Table
+	announced.RenamedFrom = from
+	st.schema = append(st.schema, announced)
+	st.src.mu.Lock()
+	st.src.tables[to] = info
+	st.src.mu.Unlock()
+}
+
+// redescribe reads name from information_schema into the history and announces
+// it.
+//
+// The DDL is in the binlog once it completed, so information_schema shows the
+// table as of this point unless a later DDL already ran (a replay after an
+// outage); checkShape then catches a history that does not fit the row events
+// that follow, and the stream stops rather than misread (docs/mysql.md).
+func (st *streamer_) redescribe(ctx context.Context, name string) error {
+	info, problem, err := st.src.describe(ctx, name)
+	if err != nil {
+		return fmt.Errorf("mysql stream: describe %s after DDL: %w", name, err)
+	}
+	if problem != "" {
+		return fmt.Errorf("mysql stream: after DDL at %s: %s", st.cur, problem)
+	}
+	st.tables[name] = info
+	st.schemaJSON = nil
+	st.schema = append(st.schema, info.Table)
+	st.src.mu.Lock()
+	st.src.tables[name] = info
+	st.src.mu.Unlock()
+	return nil
+}
+
+var alterRename = regexp.MustCompile("(?is)(?:^|,)\\s*RENAME\\s+(?:TO\\s+|AS\\s+)?((?:`(?:[^`]|``)+`|[\\w$]+)(?:\\s*\\.\\s*(?:`(?:[^`]|``)+`|[\\w$]+))?)")
+
+// alterRenameTo returns the new name of ALTER TABLE t … RENAME [TO|AS] u, or "".
+// rest starts with the table name.
+func alterRenameTo(rest, db string) string {
+	m := tableName.FindStringSubmatch(rest)
+	if m == nil {
+		return ""
+	}
+	specs := rest[len(m[0]):]
+	r := alterRename.FindStringSubmatch(specs)
+	if r == nil {
+		return ""
+	}
+	switch strings.ToUpper(r[1]) {
+	case "COLUMN", "INDEX", "KEY":
+		return ""
+	}
+	return qualifyIdent(r[1], db)
 }
 
 // statementTables lists the "db.table" names a DDL statement's tail names: the

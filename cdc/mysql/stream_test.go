@@ -2,7 +2,11 @@ package mysql
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/understudy/understudy/cdc"
 	"github.com/understudy/understudy/testenv"
@@ -83,5 +87,171 @@ func TestSnapshotChunksByCompositeKeyRange(t *testing.T) {
 	}
 	if len(rows) != 300 {
 		t.Fatalf("read %d rows, want 300", len(rows))
+	}
+}
+
+// streamUntil streams from pos until stop says so (after a batch with a Commit)
+// or the stream fails; it returns the batches and the stream's error (nil when
+// stop ended it).
+func streamUntil(t *testing.T, s *Source, pos cdc.Position, stop func([]cdc.Batch) bool) ([]cdc.Batch, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := make(chan cdc.Batch, 100)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Stream(ctx, pos, out) }()
+	var batches []cdc.Batch
+	for {
+		select {
+		case b := <-out:
+			batches = append(batches, b)
+			if b.Commit != nil && stop(batches) {
+				cancel()
+				<-errc
+				return batches, nil
+			}
+		case err := <-errc:
+			for {
+				select {
+				case b := <-out:
+					batches = append(batches, b)
+				default:
+					return batches, err
+				}
+			}
+		}
+	}
+}
+
+// TestDDLRulesOnSelectedTables replays, after all of it happened, DROP, RENAME
+// (followed, and the gh-ost/pt-online-schema-change cut-over swap), CREATE of a
+// selected name and TRUNCATE, then a RENAME to an unselected name, which stops
+// the stream with an error that says what to do.
+func TestDDLRulesOnSelectedTables(t *testing.T) {
+	my := testenv.MariaDB(t)
+	db := my.NewDatabaseName(t)
+	dsn := my.DSN(db)
+	my.Exec(t, dsn,
+		"CREATE TABLE a (id int PRIMARY KEY, v varchar(10))", "CREATE TABLE b (id int PRIMARY KEY, v varchar(10))",
+		"CREATE TABLE c (id int PRIMARY KEY, v varchar(10))", "CREATE TABLE x (id int PRIMARY KEY, v varchar(10))",
+		"INSERT INTO x VALUES (1, 'x1'), (2, 'x2')")
+	s, _ := openSource(t, my.URL(db), "a", "b", "c", "x")
+	snap, err := s.BeginSnapshot(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	my.Exec(t, dsn,
+		"INSERT INTO a VALUES (1, 'a1')",
+		"DROP TABLE b",
+		"RENAME TABLE a TO b",
+		"INSERT INTO b VALUES (2, 'b2')",
+		"DROP TABLE c",
+		"CREATE TABLE c (id int PRIMARY KEY, v varchar(10), w int)",
+		"INSERT INTO c VALUES (1, 'c1', 3)",
+		"TRUNCATE TABLE c",
+		// gh-ost's cut-over: the shadow table is not selected, its rows are not streamed.
+		"CREATE TABLE _x_gho LIKE x",
+		"ALTER TABLE _x_gho ADD COLUMN z int",
+		"INSERT INTO _x_gho SELECT id, v, 7 FROM x",
+		"RENAME TABLE x TO _x_del, _x_gho TO x",
+		"INSERT INTO x VALUES (9, 'x9', 9)")
+	batches, err := streamUntil(t, s, snap.Position(), func(bs []cdc.Batch) bool {
+		last := bs[len(bs)-1]
+		return len(last.Changes) > 0 && last.Changes[len(last.Changes)-1].Table == db+".x"
+	})
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	var got []string
+	for _, b := range batches {
+		for _, tbl := range b.Schema {
+			var cols []string
+			for _, c := range tbl.Columns {
+				cols = append(cols, c.Name)
+			}
+			e := "schema " + strings.TrimPrefix(tbl.Name, db+".") + "(" + strings.Join(cols, ",") + ")"
+			if tbl.RenamedFrom != "" {
+				e += " from " + strings.TrimPrefix(tbl.RenamedFrom, db+".")
+			}
+			got = append(got, e)
+		}
+		for _, c := range b.Changes {
+			e := c.Op.String() + " " + strings.TrimPrefix(c.Table, db+".")
+			if c.After != nil {
+				e += fmt.Sprintf(" %v", c.After["id"])
+			}
+			got = append(got, e)
+		}
+	}
+	want := []string{
+		"insert a 1",
+		"truncate b", // DROP clears the target table
+		"schema b(id,v) from a",
+		"insert b 2",
+		"truncate c",
+		"schema c(id,v,w)",
+		"insert c 1",
+		"truncate c",
+		"schema x(id,v,z)", // the swap: same rows, new definition
+		"insert x 9",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changes:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// A selected table renamed to a name the pipeline does not select stops the
+	// stream with the way out.
+	last := batches[len(batches)-1].Commit
+	my.Exec(t, dsn, "RENAME TABLE b TO elsewhere")
+	_, err = streamUntil(t, s, last, func([]cdc.Batch) bool { return false })
+	if err == nil || !strings.Contains(err.Error(), "renamed to "+db+".elsewhere") || !strings.Contains(err.Error(), "restart sync") {
+		t.Fatalf("RENAME to an unselected name: %v", err)
+	}
+
+	// Restarted with the new name in tables: the rename is followed.
+	s2, _ := openSource(t, my.URL(db), "elsewhere", "c", "x")
+	batches, err = streamUntil(t, s2, last, func(bs []cdc.Batch) bool {
+		for _, b := range bs {
+			if len(b.Schema) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("restarted stream: %v", err)
+	}
+	var renamed *cdc.Table
+	for _, b := range batches {
+		for i := range b.Schema {
+			renamed = &b.Schema[i]
+		}
+	}
+	if renamed == nil || renamed.Name != db+".elsewhere" || renamed.RenamedFrom != db+".b" {
+		t.Errorf("restarted stream announced %+v, want elsewhere renamed from b", renamed)
+	}
+}
+
+// TestTwoAltersReplayedStopInsteadOfMisreading pins the documented limit of the
+// schema history: DDL is not parsed, so replaying two ALTERs of one table after
+// both ran describes the first from the live (later) schema. The row events in
+// between no longer fit, and the stream stops with the way out instead of
+// misreading columns.
+func TestTwoAltersReplayedStopInsteadOfMisreading(t *testing.T) {
+	my := testenv.MariaDB(t)
+	name := my.NewDatabaseName(t)
+	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
+	s, _ := openSource(t, my.URL(name), "t")
+	snap, err := s.BeginSnapshot(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	my.Exec(t, my.DSN(name),
+		"ALTER TABLE t ADD COLUMN b int",
+		"INSERT INTO t VALUES (1, 'x', 10)",
+		"ALTER TABLE t ADD COLUMN c datetime")
+	_, err = streamUntil(t, s, snap.Position(), func([]cdc.Batch) bool { return false })
+	if err == nil || !strings.Contains(err.Error(), "understudy reset") || !strings.Contains(err.Error(), "binlog has 3 columns, schema history 4") {
+		t.Fatalf("replay of two ALTERs: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -190,6 +191,12 @@ func (s *Sink) Prepare(ctx context.Context, tables []cdc.Table) error {
 		return err
 	}
 	for _, t := range tables {
+		if t.RenamedFrom != "" {
+			if err := s.rename(ctx, t); err != nil {
+				return fmt.Errorf("mysql target %s: rename %s to %s: %w", s.where(), t.RenamedFrom, t.Name, err)
+			}
+			continue
+		}
 		if err := s.prepareTable(ctx, t); err != nil {
 			return fmt.Errorf("mysql target %s: prepare %s: %w", s.where(), t.Name, err)
 		}
@@ -198,6 +205,90 @@ func (s *Sink) Prepare(ctx context.Context, tables []cdc.Table) error {
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// rename follows a source table's rename (t.RenamedFrom → t.Name): RENAME TABLE
+// when the target has no table of the new name; when it has one (prepared at
+// start-up after the user renamed the table in the config, or kept after a DROP,
+// which only clears), the old table's rows replace the new one's and the old
+// table is cleared, as a dropped table would be. Columns only one side has are
+// left alone (the copy takes the columns both have).
+func (s *Sink) rename(ctx context.Context, t cdc.Table) error {
+	oldCols, err := s.columns(ctx, t.RenamedFrom)
+	if err != nil {
+		return err
+	}
+	newCols, err := s.columns(ctx, t.Name)
+	if err != nil {
+		return err
+	}
+	_, oldName := cdc.SplitName(t.RenamedFrom)
+	_, newName := cdc.SplitName(t.Name)
+	switch {
+	case len(oldCols) == 0 || oldName == newName:
+		// Nothing to move (or a move across source databases, which map to the
+		// same target table).
+	case len(newCols) == 0:
+		if _, err := s.db.ExecContext(ctx, "RENAME TABLE "+s.targetName(t.RenamedFrom)+" TO "+s.targetName(t.Name)); err != nil {
+			return err
+		}
+	default:
+		if err := s.prepareTable(ctx, t); err != nil {
+			return err
+		}
+		if newCols, err = s.columns(ctx, t.Name); err != nil {
+			return err
+		}
+		var common []string
+		for _, c := range oldCols {
+			if slices.Contains(newCols, c) {
+				common = append(common, mysqlsrc.QuoteIdent(c))
+			}
+		}
+		cols := strings.Join(common, ", ")
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			for _, q := range []string{
+				"DELETE FROM " + s.targetName(t.Name),
+				"INSERT INTO " + s.targetName(t.Name) + " (" + cols + ") SELECT " + cols + " FROM " + s.targetName(t.RenamedFrom),
+				"DELETE FROM " + s.targetName(t.RenamedFrom),
+			} {
+				if _, err := tx.ExecContext(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.prepareTable(ctx, t); err != nil {
+		return err
+	}
+	t.RenamedFrom = ""
+	s.mu.Lock()
+	s.tables[t.Name] = t
+	s.mu.Unlock()
+	return nil
+}
+
+// columns lists the target table's columns (none when it does not exist).
+func (s *Sink) columns(ctx context.Context, table string) ([]string, error) {
+	_, name := cdc.SplitName(table)
+	rows, err := s.db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, s.cfg.DBName, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		cols = append(cols, c)
+	}
+	return cols, rows.Err()
 }
 
 func (s *Sink) prepareTable(ctx context.Context, t cdc.Table) error {
