@@ -58,12 +58,6 @@ type Table struct {
 	// new one, rows included, before preparing the new name; a sink that ignores it
 	// prepares an empty table under the new name.
 	RenamedFrom string
-	// RenamedFrom is set only when a stream's Batch.Schema announces that the
-	// table was renamed in the source (RENAME TABLE old TO new): it holds the old
-	// name. A sink that supports it moves its target table of the old name to the
-	// new one, rows included, before preparing the new name; a sink that ignores it
-	// prepares an empty table under the new name.
-	RenamedFrom string
 	// Partial says Columns lists only some of the columns rows carry: a DynamoDB
 	// table declares only its key and index attributes, and every other attribute
 	// is free-form. Rules may then name columns that Columns does not list.
