@@ -42,6 +42,9 @@ import (
 //	                         (default: the source topic's count, else 1)
 //	replication=N            targets: replication factor of created topics (default -1:
 //	                         the broker's default)
+//	max_message_bytes=N      targets: largest produce batch (default 1000000, under
+//	                         the brokers' default message.max.bytes); raise it only
+//	                         for topics whose max.message.bytes allows it
 //
 // Every broker needs its port when the URL has userinfo (net/url's rule); the
 // default port is 9092.

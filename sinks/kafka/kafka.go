@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,7 +107,17 @@ func dial(opts sinks.Options) (*conn, error) {
 	cfg.Producer.Partitioner = newHintPartitioner
 	cfg.Producer.Flush.Bytes = 1 << 20
 	cfg.Producer.Flush.Frequency = time.Millisecond
-	cfg.Producer.MaxMessageBytes = 8 << 20
+	// A produce batch must fit the broker's message.max.bytes (1 MiB by default,
+	// in Kafka and kfake alike); sarama cuts batches at this size. A larger value
+	// only works against topics configured for it, hence the option.
+	cfg.Producer.MaxMessageBytes = 1000000
+	if v := u.Query.Get("max_message_bytes"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1024 {
+			return nil, fmt.Errorf("kafka: max_message_bytes=%s: give a byte count ≥ 1024 no larger than the topics' max.message.bytes", v)
+		}
+		cfg.Producer.MaxMessageBytes = n
+	}
 	client, err := sarama.NewClient(u.Brokers, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: connecting to %s: %w", strings.Join(u.Brokers, ","), err)
