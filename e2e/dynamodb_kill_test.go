@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	iddb "github.com/understudy/understudy/internal/ddb"
+	"github.com/understudy/understudy/testenv"
+)
+
+// TestDynamoDBKillDuringSync SIGKILLs a DynamoDB sync while production takes
+// puts, nested updates and deletes, restarts it, and checks that the replica
+// converges to transform(production): no change lost across the kill, none
+// applied twice in a way that shows.
+func TestDynamoDBKillDuringSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: runs DynamoDB Local and the built binary")
+	}
+	srv := testenv.DynamoDB(t)
+	region := fmt.Sprintf("kill-%d", time.Now().UnixNano()%1e9)
+	prodURL := fmt.Sprintf("dynamodb://?region=%s-prod&endpoint=%s", region, srv.Endpoint)
+	testURL := fmt.Sprintf("dynamodb://?region=%s-test&endpoint=%s", region, srv.Endpoint)
+	prod, test := ddbE2EClient(t, prodURL), ddbE2EClient(t, testURL)
+	ctx := context.Background()
+	_, err := prod.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("events"), BillingMode: ddb.BillingModePayPerRequest,
+		StreamSpecification:  &ddb.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddb.StreamViewTypeNewAndOldImages},
+		AttributeDefinitions: []ddb.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: ddb.ScalarAttributeTypeN}},
+		KeySchema:            []ddb.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: ddb.KeyTypeHash}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := func(id, rev int) map[string]ddb.AttributeValue {
+		return map[string]ddb.AttributeValue{
+			"id":    &ddb.AttributeValueMemberN{Value: fmt.Sprint(id)},
+			"owner": &ddb.AttributeValueMemberS{Value: fmt.Sprintf("Owner%d", id%50)},
+			"doc": &ddb.AttributeValueMemberM{Value: map[string]ddb.AttributeValue{
+				"rev": &ddb.AttributeValueMemberN{Value: fmt.Sprint(rev)}, "email": &ddb.AttributeValueMemberS{Value: fmt.Sprintf("e%d@corp.example", id)}}},
+		}
+	}
+	const initial = 1500
+	for i := 0; i < initial; i += 25 {
+		var reqs []ddb.WriteRequest
+		for id := i; id < i+25; id++ {
+			reqs = append(reqs, ddb.WriteRequest{PutRequest: &ddb.PutRequest{Item: item(id, 0)}})
+		}
+		if _, err := prod.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddb.WriteRequest{"events": reqs}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := &env{t: t, dir: t.TempDir(), prod: prodURL, test: testURL}
+	e.config = filepath.Join(e.dir, "understudy.yaml")
+	cfg := `secret: ${UNDERSTUDY_SECRET}
+metrics: off
+pipelines:
+  - name: events
+    source: ${PROD_URL}
+    target: ${TEST_URL}
+    tables: [events]
+    rules:
+      events:
+        owner: {replace: last_name, domain: surname}
+        doc:
+          json:
+            $.email: {replace: email, domain: email}
+`
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Production keeps changing through the whole test: puts of new items,
+	// updates of a nested attribute, deletes.
+	var (
+		mu    sync.Mutex
+		live  = map[int]bool{}
+		ops   int
+		done  = make(chan struct{})
+		wdone = make(chan struct{})
+	)
+	for id := range initial {
+		live[id] = true
+	}
+	go func() {
+		defer close(wdone)
+		rng := rand.New(rand.NewPCG(1, 2))
+		next := initial
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var err error
+			id := rng.IntN(next)
+			switch n % 3 {
+			case 0:
+				_, err = prod.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("events"), Item: item(next, 0)})
+				mu.Lock()
+				live[next] = true
+				mu.Unlock()
+				next++
+			case 1:
+				_, err = prod.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String("events"),
+					Key:              map[string]ddb.AttributeValue{"id": &ddb.AttributeValueMemberN{Value: fmt.Sprint(id)}},
+					UpdateExpression: aws.String("SET doc.rev = :r"), ConditionExpression: aws.String("attribute_exists(id)"),
+					ExpressionAttributeValues: map[string]ddb.AttributeValue{":r": &ddb.AttributeValueMemberN{Value: fmt.Sprint(n)}}})
+				if err != nil && strings.Contains(err.Error(), "ConditionalCheckFailed") {
+					err = nil
+				}
+			case 2:
+				_, err = prod.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String("events"),
+					Key: map[string]ddb.AttributeValue{"id": &ddb.AttributeValueMemberN{Value: fmt.Sprint(id)}}})
+				mu.Lock()
+				delete(live, id)
+				mu.Unlock()
+			}
+			if err != nil {
+				t.Errorf("production write: %v", err)
+				return
+			}
+			mu.Lock()
+			ops++
+			mu.Unlock()
+		}
+	}()
+	stopWriter := func() {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		<-wdone
+	}
+	t.Cleanup(stopWriter)
+	opsDone := func() int { mu.Lock(); defer mu.Unlock(); return ops }
+
+	sync1 := e.start("sync")
+	waitFor(t, 2*time.Minute, "initial load in the target and streaming under writes", sync1, func() bool {
+		return ddbCount(test, "events") >= initial && opsDone() >= 300
+	})
+	time.Sleep(300 * time.Millisecond) // let the sync be mid-batch: it applies every 100 ms
+	sync1.kill9(t)
+	at := opsDone()
+	waitFor(t, time.Minute, "production writes while understudy is down", nil, func() bool { return opsDone() >= at+300 })
+
+	sync2 := e.start("sync")
+	waitFor(t, time.Minute, "more writes after the restart", sync2, func() bool { return opsDone() >= at+600 })
+	stopWriter()
+	mu.Lock()
+	want := len(live)
+	mu.Unlock()
+	waitFor(t, 2*time.Minute, fmt.Sprintf("target converged to %d items", want), sync2, func() bool { return ddbCount(test, "events") == want })
+	sync2.stop(t, 30*time.Second)
+	if code, out := e.verify(); code != 0 {
+		t.Fatalf("verify after kill and resume: exit %d\n%s", code, out)
+	}
+}
+
+func ddbE2EClient(t *testing.T, u string) *dynamodb.Client {
+	t.Helper()
+	tg, err := iddb.ParseStoreURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := iddb.NewClient(context.Background(), tg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ddbCount counts a table's items (-1 while it cannot be read).
+func ddbCount(c *dynamodb.Client, table string) int {
+	n := 0
+	in := &dynamodb.ScanInput{TableName: aws.String(table), Select: ddb.SelectCount, ConsistentRead: aws.Bool(true)}
+	for {
+		out, err := c.Scan(context.Background(), in)
+		if err != nil {
+			return -1
+		}
+		n += int(out.Count)
+		if len(out.LastEvaluatedKey) == 0 {
+			return n
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
