@@ -3,6 +3,7 @@ package transform
 import (
 	"encoding/json"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/understudy/understudy/cdc"
@@ -39,25 +40,49 @@ type jsonEdit struct {
 	orig       any // the node's value as cdc.ParseJSON would decode it
 }
 
+// cursor is a path's remaining steps at the node being scanned.
+type cursor struct {
+	steps []step
+	rule  *colPlan
+}
+
 // jsonScan walks one document's bytes. fail: invalid JSON or too deep; tree: a
 // rule the splice does not handle.
 type jsonScan struct {
 	data       []byte
 	edits      []jsonEdit
+	stack      []cursor // the cursors of every level being scanned
 	depth      int
 	fail, tree bool
+}
+
+// scans recycles jsonScan scratch space (edits, cursor stacks) across documents.
+var scans = sync.Pool{New: func() any { return new(jsonScan) }}
+
+// splicedDoc holds a fast-path document with room for its first edits, so a
+// document with a few rewritten values costs one allocation.
+type splicedDoc struct {
+	jsonDoc
+	editBuf [2]jsonEdit
+	slotBuf [2]any
 }
 
 // jsonSplice tries the fast path for the document raw (the value v, bound for tgt).
 // It returns false, having changed nothing, when the tree path must handle it.
 func (b *batch) jsonSplice(c *colPlan, v any, raw []byte, tgt target, ent *entity) (bool, error) {
-	s := jsonScan{data: raw}
+	s := scans.Get().(*jsonScan)
+	defer func() {
+		s.data, s.edits, s.stack = nil, s.edits[:0], s.stack[:0]
+		scans.Put(s)
+	}()
+	s.data, s.depth, s.fail, s.tree = raw, 0, false, false
 	for i := range c.paths {
-		pp := &c.paths[i]
-		end := s.ws(s.match(s.ws(0), pp.steps, &pp.rule))
-		if s.fail || s.tree || end != len(raw) {
-			return false, nil
-		}
+		s.stack = append(s.stack, cursor{steps: c.paths[i].steps, rule: &c.paths[i].rule})
+	}
+	// One pass over the document serves every path and validates all of it.
+	end := s.ws(s.match(s.ws(0), s.stack))
+	if s.fail || s.tree || end != len(raw) {
+		return false, nil
 	}
 	if len(s.edits) == 0 {
 		return true, nil // nothing to rewrite: the copy in tgt already holds v
@@ -68,8 +93,15 @@ func (b *batch) jsonSplice(c *colPlan, v any, raw []byte, tgt target, ent *entit
 			return false, nil // one node under two rules, or a node inside another
 		}
 	}
-	d := &jsonDoc{out: tgt.obj, arr: tgt.arr, col: tgt.key, idx: tgt.idx, orig: v,
-		raw: raw, edits: s.edits, slots: make([]any, len(s.edits))}
+	sd := &splicedDoc{}
+	d := &sd.jsonDoc
+	*d = jsonDoc{out: tgt.obj, arr: tgt.arr, col: tgt.key, idx: tgt.idx, orig: v, raw: raw}
+	if len(s.edits) <= len(sd.editBuf) {
+		d.edits, d.slots = sd.editBuf[:len(s.edits)], sd.slotBuf[:len(s.edits)]
+	} else {
+		d.edits, d.slots = make([]jsonEdit, len(s.edits)), make([]any, len(s.edits))
+	}
+	copy(d.edits, s.edits)
 	for i := range d.edits {
 		e := &d.edits[i]
 		e.orig = decodeScalar(raw[e.start:e.end])
@@ -95,7 +127,13 @@ func (b *batch) jsonSplice(c *colPlan, v any, raw []byte, tgt target, ent *entit
 
 // spliced renders the document with every slot written over its node.
 func (d *jsonDoc) spliced() ([]byte, error) {
-	out := make([]byte, 0, len(d.raw)+len(d.raw)/4)
+	n := len(d.raw)
+	for i := range d.edits {
+		if s, ok := d.slots[i].(string); ok {
+			n += len(s) + 2 - (d.edits[i].end - d.edits[i].start)
+		}
+	}
+	out := make([]byte, 0, max(n, 0)+16)
 	last := 0
 	for i := range d.edits {
 		e := &d.edits[i]
@@ -113,68 +151,176 @@ func (d *jsonDoc) spliced() ([]byte, error) {
 	return append(out, d.raw[last:]...), nil
 }
 
-// match scans the value at i for steps and records rule's edits at every node
-// they reach; it returns the end of the value (the whole value is validated).
-func (s *jsonScan) match(i int, steps []step, rule *colPlan) int {
-	if len(steps) == 0 {
-		end := s.skip(i)
-		if !s.fail {
-			s.node(i, end, rule)
+// match scans the value at i with the cursors cur that reached it, records the
+// edits of those whose path ends here, moves the others into its members or
+// elements, and returns the end of the value (all of which it validates).
+func (s *jsonScan) match(i int, cur []cursor) int {
+	if s.fail || i >= len(s.data) {
+		s.fail = true
+		return len(s.data)
+	}
+	deeper := false
+	for _, c := range cur {
+		if len(c.steps) > 0 {
+			deeper = true
+			break
 		}
+	}
+	var end int
+	switch c := s.data[i]; {
+	case deeper && c == '{':
+		end = s.matchObject(i, cur)
+	case deeper && c == '[':
+		end = s.matchArray(i, cur)
+	default:
+		end = s.skip(i)
+	}
+	if s.fail {
 		return end
 	}
-	st, rest := steps[0], steps[1:]
-	if i >= len(s.data) {
-		s.fail = true
-		return i
+	for _, c := range cur {
+		if len(c.steps) == 0 {
+			s.node(i, end, c.rule)
+		}
 	}
-	switch c := s.data[i]; {
-	case c == '{':
-		return s.members(i, func(key []byte, v int) int {
-			switch st.kind {
+	return end
+}
+
+// matchObject is match for an object: each member's value gets the cursors
+// whose next step takes them there.
+func (s *jsonScan) matchObject(i int, cur []cursor) int {
+	if s.depth++; s.depth > maxSpliceDepth {
+		s.fail = true
+		return len(s.data)
+	}
+	d := s.data
+	i = s.ws(i + 1)
+	if i < len(d) && d[i] == '}' {
+		s.depth--
+		return i + 1
+	}
+	for {
+		if i >= len(d) || d[i] != '"' {
+			break
+		}
+		kend := s.str(i)
+		key := d[i:kend]
+		i = s.ws(kend)
+		if s.fail || i >= len(d) || d[i] != ':' {
+			break
+		}
+		i = s.ws(i + 1)
+		base := len(s.stack)
+		for _, c := range cur {
+			if len(c.steps) == 0 {
+				continue
+			}
+			switch st := c.steps[0]; st.kind {
 			case stepField:
 				if s.keyIs(key, st.name) {
-					return s.match(v, rest, rule)
+					s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 				}
 			case stepWild:
-				return s.match(v, rest, rule)
+				s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 			case stepDescend:
-				end := s.skip(v) // validate first: the two scans below assume it
-				if s.fail {
-					return end
-				}
 				if s.keyIs(key, st.name) {
-					s.match(v, rest, rule)
+					s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 				}
-				s.match(v, steps, rule)
-				return end
+				s.stack = append(s.stack, c) // and deeper down
 			}
-			return s.skip(v)
-		})
-	case c == '[':
-		if st.kind == stepIndex && st.idx < 0 {
-			var starts []int
-			end := s.elements(i, func(_, v int) int { starts = append(starts, v); return s.skip(v) })
-			if k := len(starts) + st.idx; !s.fail && k >= 0 {
-				s.match(starts[k], rest, rule)
-			}
-			return end
 		}
-		return s.elements(i, func(n, v int) int {
-			switch st.kind {
+		if len(s.stack) > base {
+			i = s.match(i, s.stack[base:])
+			s.stack = s.stack[:base]
+		} else {
+			i = s.skip(i)
+		}
+		i = s.ws(i)
+		if s.fail || i >= len(d) {
+			break
+		}
+		if d[i] == ',' {
+			i = s.ws(i + 1)
+			continue
+		}
+		if d[i] == '}' {
+			s.depth--
+			return i + 1
+		}
+		break
+	}
+	s.fail = true
+	return len(d)
+}
+
+// matchArray is match for an array.
+func (s *jsonScan) matchArray(i int, cur []cursor) int {
+	n := -1 // elements, counted only when a negative index needs it
+	for _, c := range cur {
+		if len(c.steps) > 0 && c.steps[0].kind == stepIndex && c.steps[0].idx < 0 {
+			n = s.count(i)
+			if s.fail {
+				return len(s.data)
+			}
+			break
+		}
+	}
+	if s.depth++; s.depth > maxSpliceDepth {
+		s.fail = true
+		return len(s.data)
+	}
+	d := s.data
+	i = s.ws(i + 1)
+	if i < len(d) && d[i] == ']' {
+		s.depth--
+		return i + 1
+	}
+	for k := 0; ; k++ {
+		base := len(s.stack)
+		for _, c := range cur {
+			if len(c.steps) == 0 {
+				continue
+			}
+			switch st := c.steps[0]; st.kind {
 			case stepIndex:
-				if n == st.idx {
-					return s.match(v, rest, rule)
+				if st.idx == k || st.idx < 0 && n+st.idx == k {
+					s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 				}
 			case stepWild:
-				return s.match(v, rest, rule)
+				s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 			case stepDescend:
-				return s.match(v, steps, rule)
+				s.stack = append(s.stack, c)
 			}
-			return s.skip(v)
-		})
+		}
+		if len(s.stack) > base {
+			i = s.match(i, s.stack[base:])
+			s.stack = s.stack[:base]
+		} else {
+			i = s.skip(i)
+		}
+		i = s.ws(i)
+		if s.fail || i >= len(d) {
+			break
+		}
+		if d[i] == ',' {
+			i = s.ws(i + 1)
+			continue
+		}
+		if d[i] == ']' {
+			s.depth--
+			return i + 1
+		}
+		break
 	}
-	return s.skip(i)
+	s.fail = true
+	return len(d)
+}
+
+// count returns the number of elements of the array at i.
+func (s *jsonScan) count(i int) int {
+	n := 0
+	s.elements(i, func(_, v int) int { n++; return s.skip(v) })
+	return n
 }
 
 // node records the edits of rule at the node data[start:end], as jsonNode does
@@ -204,7 +350,7 @@ func (s *jsonScan) node(start, end int, rule *colPlan) {
 			return e
 		}
 		if s.data[start] == '{' {
-			s.members(start, func(_ []byte, v int) int { return each(v) })
+			s.members(start, each)
 		} else {
 			s.elements(start, func(_, v int) int { return each(v) })
 		}
@@ -222,89 +368,126 @@ func (s *jsonScan) keyIs(raw []byte, name string) bool {
 	return json.Unmarshal(raw, &k) == nil && k == name
 }
 
-// members calls fn(name, valueStart) for each member of the object at i; fn
-// returns the value's end. It returns the object's end.
-func (s *jsonScan) members(i int, fn func(key []byte, v int) int) int {
-	if s.depth++; s.depth > maxSpliceDepth {
-		s.fail = true
-		return len(s.data)
-	}
-	defer func() { s.depth-- }()
+// members calls fn(valueStart) for each member of the object at i; fn returns
+// the value's end. It returns the object's end. It serves node and
+// count; matchObject and skip are the validating loops.
+func (s *jsonScan) members(i int, fn func(v int) int) int {
+	d := s.data
 	i = s.ws(i + 1)
-	if i < len(s.data) && s.data[i] == '}' {
+	if i < len(d) && d[i] == '}' {
 		return i + 1
 	}
-	for !s.fail {
-		if i >= len(s.data) || s.data[i] != '"' {
+	for !s.fail && i < len(d) && d[i] == '"' {
+		i = s.ws(s.str(i))
+		if s.fail || i >= len(d) || d[i] != ':' {
 			break
 		}
-		kend := s.str(i)
-		key := s.data[i:kend]
-		i = s.ws(kend)
-		if s.fail || i >= len(s.data) || s.data[i] != ':' {
+		i = s.ws(fn(s.ws(i + 1)))
+		if s.fail || i >= len(d) {
 			break
 		}
-		i = s.ws(fn(key, s.ws(i+1)))
-		if s.fail || i >= len(s.data) {
-			break
-		}
-		switch s.data[i] {
+		switch d[i] {
+		case '}':
+			return i + 1
 		case ',':
 			i = s.ws(i + 1)
 			continue
-		case '}':
-			return i + 1
 		}
 		break
 	}
 	s.fail = true
-	return len(s.data)
+	return len(d)
 }
 
 // elements calls fn(index, valueStart) for each element of the array at i.
 func (s *jsonScan) elements(i int, fn func(n, v int) int) int {
-	if s.depth++; s.depth > maxSpliceDepth {
-		s.fail = true
-		return len(s.data)
-	}
-	defer func() { s.depth-- }()
+	d := s.data
 	i = s.ws(i + 1)
-	if i < len(s.data) && s.data[i] == ']' {
+	if i < len(d) && d[i] == ']' {
 		return i + 1
 	}
 	for n := 0; !s.fail; n++ {
 		i = s.ws(fn(n, i))
-		if s.fail || i >= len(s.data) {
+		if s.fail || i >= len(d) {
 			break
 		}
-		switch s.data[i] {
+		switch d[i] {
+		case ']':
+			return i + 1
 		case ',':
 			i = s.ws(i + 1)
 			continue
-		case ']':
-			return i + 1
 		}
 		break
 	}
 	s.fail = true
-	return len(s.data)
+	return len(d)
 }
 
 // skip validates the value at i and returns its end.
 func (s *jsonScan) skip(i int) int {
-	if s.fail || i >= len(s.data) {
+	d := s.data
+	if s.fail || i >= len(d) {
 		s.fail = true
-		return len(s.data)
+		return len(d)
 	}
-	switch c := s.data[i]; {
-	case c == '{':
-		return s.members(i, func(_ []byte, v int) int { return s.skip(v) })
-	case c == '[':
-		return s.elements(i, func(_, v int) int { return s.skip(v) })
+	switch c := d[i]; {
 	case c == '"':
 		return s.str(i)
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number(i)
+	case c == '{':
+		if s.depth++; s.depth > maxSpliceDepth {
+			break
+		}
+		i = s.ws(i + 1)
+		if i < len(d) && d[i] == '}' {
+			s.depth--
+			return i + 1
+		}
+		for i < len(d) && d[i] == '"' {
+			i = s.ws(s.str(i))
+			if s.fail || i >= len(d) || d[i] != ':' {
+				break
+			}
+			i = s.ws(s.skip(s.ws(i + 1)))
+			if s.fail || i >= len(d) {
+				break
+			}
+			if d[i] == ',' {
+				i = s.ws(i + 1)
+				continue
+			}
+			if d[i] == '}' {
+				s.depth--
+				return i + 1
+			}
+			break
+		}
+	case c == '[':
+		if s.depth++; s.depth > maxSpliceDepth {
+			break
+		}
+		i = s.ws(i + 1)
+		if i < len(d) && d[i] == ']' {
+			s.depth--
+			return i + 1
+		}
+		for {
+			i = s.ws(s.skip(i))
+			if s.fail || i >= len(d) {
+				break
+			}
+			if d[i] == ',' {
+				i = s.ws(i + 1)
+				continue
+			}
+			if d[i] == ']' {
+				s.depth--
+				return i + 1
+			}
+			break
+		}
 	case c == 't':
 		return s.literal(i, "true")
 	case c == 'f':
@@ -313,7 +496,7 @@ func (s *jsonScan) skip(i int) int {
 		return s.literal(i, "null")
 	}
 	s.fail = true
-	return len(s.data)
+	return len(d)
 }
 
 func (s *jsonScan) ws(i int) int {

@@ -179,7 +179,7 @@ func TestJSONScanValidatesLikeEncodingJSON(t *testing.T) {
 	alphabet := []byte(`{}[]:,"\ 0123456789-+.eEtrufalsn/bx` + "\t\n\x01\x1f\xff")
 	check := func(b []byte) {
 		s := jsonScan{data: b}
-		end := s.ws(s.match(s.ws(0), []step{{kind: stepDescend, name: "x"}}, &colPlan{action: Keep}))
+		end := s.ws(s.match(s.ws(0), []cursor{{steps: []step{{kind: stepDescend, name: "x"}}, rule: &colPlan{action: Keep}}}))
 		got := !s.fail && end == len(b)
 		if want := json.Valid(b); got != want {
 			t.Fatalf("%q: scanner says valid=%v, encoding/json %v", b, got, want)
