@@ -169,6 +169,7 @@ func (d *Deployment) Pipeline(ctx context.Context, name string) (*Pipeline, erro
 	if err != nil {
 		return nil, err
 	}
+	d.Metrics.source(spec.Name, src)
 	// publish: opens a change-event publisher; without a target it is the sink.
 	var sink, pub sinks.Sink
 	if spec.Publish != "" {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ type Metrics struct {
 	snapDone  *prometheus.GaugeVec
 	snapTotal *prometheus.GaugeVec
 	lastApply *prometheus.GaugeVec
+	nonJSON   *nonJSONCollector
 }
 
 // NewMetrics registers the pipeline series (plus Go runtime ones) on a new registry.
@@ -46,8 +48,11 @@ func NewMetrics() *Metrics {
 			Name: "understudy_snapshot_chunks_total", Help: "Snapshot chunks planned."}, []string{"pipeline", "table"}),
 		lastApply: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "understudy_last_apply_timestamp_seconds", Help: "Unix time of the last applied batch."}, []string{"pipeline"}),
+		nonJSON: &nonJSONCollector{by: map[string]*nonJSONSeries{}, desc: prometheus.NewDesc("understudy_non_json_messages_total",
+			"Message values that were not JSON, by the source's non_json policy: drop (skipped) or pass (forwarded; json rules hash them whole).",
+			[]string{"pipeline", "policy"}, nil)},
 	}
-	r.MustRegister(m.changes, m.filtered, m.lagSec, m.batchSec, m.snapRows, m.snapDone, m.snapTotal, m.lastApply,
+	r.MustRegister(m.changes, m.filtered, m.lagSec, m.batchSec, m.snapRows, m.snapDone, m.snapTotal, m.lastApply, m.nonJSON,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -102,4 +107,56 @@ func (m *Metrics) mapperStats(stats func() (hits, misses uint64)) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "understudy_mapping_cache_misses_total",
 			Help: "Values that needed the mapping store."}, func() float64 { _, m := stats(); return float64(m) }),
 	)
+}
+
+// NonJSONCounter is implemented by sources with a policy for message values that
+// are not JSON (Kafka's non_json=drop|pass): how many they dropped and passed.
+type NonJSONCounter interface {
+	NonJSON() (dropped, passed uint64)
+}
+
+// source exports what a pipeline's source counts itself (NonJSONCounter). Call
+// it for every source built: a retry's new source continues the pipeline's
+// counters.
+func (m *Metrics) source(pipeline string, src any) {
+	nj, ok := src.(NonJSONCounter)
+	if m == nil || !ok {
+		return
+	}
+	m.nonJSON.mu.Lock()
+	defer m.nonJSON.mu.Unlock()
+	s := m.nonJSON.by[pipeline]
+	if s == nil {
+		s = &nonJSONSeries{}
+		m.nonJSON.by[pipeline] = s
+	}
+	if s.live != nil { // the previous source is closed: its counts are final
+		d, p := s.live.NonJSON()
+		s.dropped, s.passed = s.dropped+d, s.passed+p
+	}
+	s.live = nj
+}
+
+// nonJSONCollector reads the sources' counters at scrape time.
+type nonJSONCollector struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	by   map[string]*nonJSONSeries // by pipeline
+}
+
+type nonJSONSeries struct {
+	dropped, passed uint64 // of earlier sources of the pipeline
+	live            NonJSONCounter
+}
+
+func (c *nonJSONCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *nonJSONCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, s := range c.by {
+		d, p := s.live.NonJSON()
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(s.dropped+d), name, "drop")
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(s.passed+p), name, "pass")
+	}
 }
