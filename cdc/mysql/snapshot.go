@@ -154,14 +154,7 @@ func (s *Source) currentPosition(ctx context.Context, q querier) (Position, erro
 			rows.Close()
 			return p, err
 		}
-		p.File = vals[0].String
-		n, _ := strconv.ParseUint(vals[1].String, 10, 32)
-		p.Pos = uint32(n)
-		for i, c := range cols {
-			if strings.EqualFold(c, "Executed_Gtid_Set") {
-				p.GTID = strings.ReplaceAll(vals[i].String, "\n", "")
-			}
-		}
+		p = positionFromStatus(s.flavor, cols, vals)
 	}
 	rows.Close()
 	if p.File == "" {
@@ -175,6 +168,26 @@ func (s *Source) currentPosition(ctx context.Context, q querier) (Position, erro
 		p.GTID = gtid.String
 	}
 	return p, nil
+}
+
+// positionFromStatus reads one row of SHOW MASTER STATUS (MySQL 8.4: SHOW BINARY
+// LOG STATUS): File, Position, …, and on MySQL Executed_Gtid_Set, which the
+// server wraps after each comma ("uuid1:1-5,\nuuid2:1-3"); empty when
+// gtid_mode=OFF, and then the position is file+offset only.
+func positionFromStatus(flavor string, cols []string, vals []sql.NullString) Position {
+	p := Position{Flavor: flavor}
+	if len(vals) < 2 {
+		return p
+	}
+	p.File = vals[0].String
+	n, _ := strconv.ParseUint(vals[1].String, 10, 32)
+	p.Pos = uint32(n)
+	for i, c := range cols {
+		if strings.EqualFold(c, "Executed_Gtid_Set") {
+			p.GTID = strings.ReplaceAll(strings.ReplaceAll(vals[i].String, "\n", ""), " ", "")
+		}
+	}
+	return p
 }
 
 // checkRetained fails with cdc.ErrPositionLost when p's binlog file was purged.

@@ -197,6 +197,17 @@ func (s *Source) qualify(name string) string {
 	return name
 }
 
+// flavorOf tells MariaDB from MySQL by SELECT VERSION(): MariaDB always names
+// itself ("10.11.6-MariaDB-0+deb12u1-log", or "5.5.5-10.11.6-MariaDB" through the
+// replication-protocol prefix some proxies keep); anything else (Percona Server,
+// Amazon Aurora MySQL, "8.0.36") speaks MySQL's protocol and GTIDs.
+func flavorOf(version string) string {
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return FlavorMariaDB
+	}
+	return FlavorMySQL
+}
+
 // selected reports whether "db.table" is one of the configured tables.
 func (s *Source) selected(name string) bool {
 	for _, configured := range s.opts.Tables {
@@ -221,10 +232,7 @@ func (s *Source) Open(ctx context.Context) ([]cdc.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mysql source %s: %w", s.where(), err)
 	}
-	s.flavor = FlavorMySQL
-	if strings.Contains(strings.ToLower(version), "mariadb") {
-		s.flavor = FlavorMariaDB
-	}
+	s.flavor = flavorOf(version)
 	s.serverID = serverID
 	if logBin != "1" && !strings.EqualFold(logBin, "ON") {
 		problems = append(problems, "the binary log is off: start the server with --log-bin (and --server-id)")
