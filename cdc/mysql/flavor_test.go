@@ -22,12 +22,12 @@ func TestFlavorFromVersion(t *testing.T) {
 		"10.11.19-MariaDB-0+deb12u1-log":          FlavorMariaDB, // this machine's server
 		"5.5.5-10.11.6-MariaDB":                   FlavorMariaDB, // through a proxy keeping the 5.5.5- prefix
 		"10.6.16-MariaDB-1:10.6.16+maria~ubu2004": FlavorMariaDB,
-		"5.7.44-log":                              FlavorMySQL,
-		"8.0.36":                                  FlavorMySQL,
-		"8.0.28-0ubuntu0.20.04.3":                 FlavorMySQL,
-		"8.4.0":                                   FlavorMySQL,
-		"8.0.mysql_aurora.3.05.2":                 FlavorMySQL,
-		"8.0.35-27":                               FlavorMySQL, // Percona Server
+		"5.7.44-log":              FlavorMySQL,
+		"8.0.36":                  FlavorMySQL,
+		"8.0.28-0ubuntu0.20.04.3": FlavorMySQL,
+		"8.4.0":                   FlavorMySQL,
+		"8.0.mysql_aurora.3.05.2": FlavorMySQL,
+		"8.0.35-27":               FlavorMySQL, // Percona Server
 	} {
 		if got := flavorOf(version); got != want {
 			t.Errorf("flavorOf(%q) = %s, want %s", version, got, want)
