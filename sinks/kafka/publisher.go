@@ -146,6 +146,11 @@ func (p *Publisher) event(c cdc.Change, snapshot bool) ([]*sarama.ProducerMessag
 			Snapshot: "false", DB: p.db, Schema: schema, Table: table},
 		TsMs: p.now().UnixMilli(),
 	}
+	if p.connector == "mysql" {
+		// MySQL's schema is its database: Debezium's MySQL source block names
+		// the table's database in db and has no schema field.
+		env.Source.DB, env.Source.Schema = schema, ""
+	}
 	if !c.CommitTime.IsZero() {
 		env.Source.TsMs = c.CommitTime.UnixMilli()
 	} else {
