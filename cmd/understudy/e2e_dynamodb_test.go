@@ -410,3 +410,51 @@ func TestDynamoDBLoadSyncVerifyResetStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestDynamoDBAndPostgresShareReplacements loads a DynamoDB pipeline and a
+// Postgres pipeline of one config: the same production email, a DynamoDB key
+// attribute in one and a Postgres column in the other, in the same domain, gets
+// the same replacement.
+func TestDynamoDBAndPostgresShareReplacements(t *testing.T) {
+	s := newShop(t)
+	pg := testenv.Postgres(t)
+	prod, test := pg.NewDatabase(t), pg.NewDatabase(t)
+	pg.Exec(t, prod, `CREATE TABLE people (id int PRIMARY KEY, email text);
+		INSERT INTO people VALUES (1, 'user07@corp.example');`)
+	t.Setenv("PG_PROD", prod)
+	t.Setenv("PG_TEST", test)
+	cfg, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, []byte(`  - name: people
+    source: ${PG_PROD}
+    target: ${PG_TEST}
+    tables: [public.people]
+    rules:
+      public.people:
+        email: {replace: email, domain: email}
+`)...)
+	if err := os.WriteFile(s.config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if code, out := s.cli(ctx, "load"); code != 0 {
+		t.Fatalf("load exit %d:\n%s", code, out)
+	}
+	pgEmail := query(t, test, `SELECT email FROM people WHERE id = 1`)[0][0].(string)
+	orders, err := scanAll(s.test, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// order no 7 belongs to user07@corp.example.
+	var ddbEmail string
+	for _, o := range orders {
+		if o["no"] == "N:7" {
+			ddbEmail = o["customer"].(string)
+		}
+	}
+	if pgEmail == "user07@corp.example" || pgEmail != ddbEmail {
+		t.Fatalf("Postgres column → %q, DynamoDB key attribute → %q: want one replacement", pgEmail, ddbEmail)
+	}
+}
