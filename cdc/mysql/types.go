@@ -182,6 +182,11 @@ func (ct ColumnType) Decode(v any) (any, error) {
 		s, err := toText(v)
 		return cdc.Date(s), err
 	case cdc.KindTimestamp:
+		if t, ok := v.(time.Time); ok {
+			// The binlog reader parses DATETIME/TIMESTAMP from 1970 on (ParseTime);
+			// earlier and zero dates still arrive as text.
+			return t.UTC(), nil
+		}
 		s, err := toText(v)
 		if err != nil {
 			return nil, err

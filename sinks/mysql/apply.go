@@ -130,12 +130,11 @@ func (s *Sink) apply(ctx context.Context, tx *sql.Tx, changes []cdc.Change) erro
 				}
 				deletes = append(deletes, c.Key)
 			}
-			cols := rowColumns(c.After)
-			if runKind != 1 || runTable != c.Table || !slices.Equal(cols, runCols) {
+			if runKind != 1 || runTable != c.Table || !hasColumns(c.After, runCols) {
 				if err := flush(); err != nil {
 					return err
 				}
-				runKind, runTable, runCols = 1, c.Table, cols
+				runKind, runTable, runCols = 1, c.Table, rowColumns(c.After)
 			}
 			upserts = append(upserts, c.After)
 		}
@@ -189,6 +188,20 @@ func (s *Sink) keyChanged(c cdc.Change) bool {
 		}
 	}
 	return false
+}
+
+// hasColumns reports whether r has exactly the columns cols (sorted), without
+// sorting r's: most changes of a run share their columns.
+func hasColumns(r cdc.Row, cols []string) bool {
+	if len(r) != len(cols) {
+		return false
+	}
+	for _, c := range cols {
+		if _, ok := r[c]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func rowColumns(r cdc.Row) []string {
