@@ -63,11 +63,11 @@ func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.B
 		// Decoded events the reader may hold ahead of the pipeline. go-mysql's
 		// default (10240) let a backlog of 1,000-row events take gigabytes;
 		// this bounds it and gives the reader backpressure.
-		EventCacheCount: 128,
-		HeartbeatPeriod:         10 * time.Second,
-		ReadTimeout:             60 * time.Second,
-		DisableRetrySync:        true, // the pipeline restarts from its checkpoint
-		Logger:                  slog.New(slog.DiscardHandler),
+		EventCacheCount:  128,
+		HeartbeatPeriod:  10 * time.Second,
+		ReadTimeout:      60 * time.Second,
+		DisableRetrySync: true, // the pipeline restarts from its checkpoint
+		Logger:           slog.New(slog.DiscardHandler),
 	})
 	defer syncer.Close()
 	var streamer *replication.BinlogStreamer
