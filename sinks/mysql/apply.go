@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,82 +65,202 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// apply walks the changes in order, gathering runs of the same table and kind
-// (upserts with one column set, or deletes) into one statement each. Order within
-// a key is kept because runs never reorder changes, and within one multi-row
-// upsert a later row for a key overwrites an earlier one.
+// apply applies changes as their net effect per key. The batch is one target
+// transaction, so only its end state is visible: for each (table, key) the last
+// change decides whether the row ends present (one upsert of its last image) or
+// absent (one delete). Each table then gets one multi-row DELETE and one
+// multi-row upsert per column set, deletes first, upserts in the order of their
+// last change, instead of a statement for every run of changes: an OLTP stream
+// (sysbench's update, update, delete, insert per transaction) otherwise cost a
+// round trip per one or two rows.
+//
+// Barriers keep order where the net effect cannot be computed: a Truncate
+// applies everything before it first, and so does an update that leaves columns
+// out (Unchanged, a Postgres source's TOAST) of a row the batch has no full image
+// of, which then updates in place.
 func (s *Sink) apply(ctx context.Context, tx *sql.Tx, changes []cdc.Change) error {
-	var (
-		runTable string
-		runKind  int // 1 upsert, 2 delete
-		runCols  []string
-		upserts  []cdc.Row
-		deletes  []cdc.Row
-	)
-	flush := func() error {
-		var err error
-		switch runKind {
-		case 1:
-			err = s.upsert(ctx, tx, runTable, upserts, runCols)
-		case 2:
-			err = s.delete(ctx, tx, runTable, deletes)
-		}
-		upserts, deletes, runKind = upserts[:0], deletes[:0], 0
-		if err != nil {
-			return fmt.Errorf("mysql target %s: apply to %s: %w", s.where(), runTable, err)
-		}
-		return nil
-	}
-	for _, c := range changes {
+	n := &netChanges{byTable: map[string]*tableNet{}}
+	for i := range changes {
+		c := &changes[i]
 		switch c.Op {
 		case cdc.Truncate:
-			if err := flush(); err != nil {
+			if err := s.flushNet(ctx, tx, n); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+s.targetName(c.Table)); err != nil {
 				return fmt.Errorf("mysql target %s: truncate %s: %w", s.where(), c.Table, err)
 			}
 		case cdc.Delete:
-			if runKind != 2 || runTable != c.Table {
-				if err := flush(); err != nil {
-					return err
-				}
-				runKind, runTable = 2, c.Table
-			}
-			deletes = append(deletes, c.Key)
+			n.put(c.Table, s.keyColumns(c.Table, c.Key), c.Key, nil)
 		case cdc.Insert, cdc.Update:
-			if c.Op == cdc.Update && len(c.Unchanged) > 0 && !s.keyChanged(c) {
-				// Columns left out (a Postgres source's unchanged TOAST values)
-				// cannot make a whole row: update in place, never insert. A
-				// missing row stays missing (see sinks/sinktest).
-				if err := flush(); err != nil {
-					return err
-				}
-				if err := s.updateInPlace(ctx, tx, c); err != nil {
-					return fmt.Errorf("mysql target %s: partial update of %s: %w", s.where(), c.Table, err)
-				}
-				continue
-			}
-			if c.Op == cdc.Update && s.keyChanged(c) {
-				// The row moved to a new key: remove the old one first.
-				if runKind != 2 || runTable != c.Table {
-					if err := flush(); err != nil {
+			keyCols := s.keyColumns(c.Table, c.Key)
+			moved := c.Op == cdc.Update && s.keyChanged(*c)
+			row := c.After
+			if c.Op == cdc.Update && len(c.Unchanged) > 0 && !moved {
+				// Columns left out cannot make a whole row: complete it from the
+				// batch's own image of the row, or update in place, never insert
+				// (a missing row stays missing, see sinks/sinktest).
+				prev, ok := n.get(c.Table, keyCols, c.Key)
+				if !ok || prev == nil {
+					if err := s.flushNet(ctx, tx, n); err != nil {
 						return err
 					}
-					runKind, runTable = 2, c.Table
+					if err := s.updateInPlace(ctx, tx, *c); err != nil {
+						return fmt.Errorf("mysql target %s: partial update of %s: %w", s.where(), c.Table, err)
+					}
+					continue
 				}
-				deletes = append(deletes, c.Key)
-			}
-			if runKind != 1 || runTable != c.Table || !hasColumns(c.After, runCols) {
-				if err := flush(); err != nil {
-					return err
+				row = prev.Clone()
+				for k, v := range c.After {
+					row[k] = v
 				}
-				runKind, runTable, runCols = 1, c.Table, rowColumns(c.After)
 			}
-			upserts = append(upserts, c.After)
+			if moved {
+				// The row moved to a new key: the old one ends absent (unless a
+				// later change brings it back).
+				n.put(c.Table, keyCols, c.Key, nil)
+			}
+			key := make(cdc.Row, len(keyCols))
+			for _, k := range keyCols {
+				if v, ok := row[k]; ok {
+					key[k] = v
+				} else {
+					key[k] = c.Key[k]
+				}
+			}
+			n.put(c.Table, keyCols, key, row)
 		}
 	}
-	return flush()
+	return s.flushNet(ctx, tx, n)
+}
+
+// keyColumns is the table's primary key (as prepared), else the change's key
+// columns in name order.
+func (s *Sink) keyColumns(table string, key cdc.Row) []string {
+	s.mu.Lock()
+	t, ok := s.tables[table]
+	s.mu.Unlock()
+	if ok && len(t.Key) > 0 {
+		return t.Key
+	}
+	return rowColumns(key)
+}
+
+// netChanges is the net effect of a run of changes: per table, per key, the last
+// image (nil: the row ends absent).
+type netChanges struct {
+	byTable map[string]*tableNet
+	tables  []string // first-seen order
+	seq     int
+}
+
+type tableNet struct {
+	entries map[string]*netEntry
+}
+
+type netEntry struct {
+	key cdc.Row
+	row cdc.Row // nil: delete
+	seq int     // order of the last change
+}
+
+func (n *netChanges) table(name string) *tableNet {
+	t, ok := n.byTable[name]
+	if !ok {
+		t = &tableNet{entries: map[string]*netEntry{}}
+		n.byTable[name] = t
+		n.tables = append(n.tables, name)
+	}
+	return t
+}
+
+func (n *netChanges) put(table string, keyCols []string, key, row cdc.Row) {
+	n.seq++
+	t := n.table(table)
+	id := keyID(keyCols, key)
+	if e, ok := t.entries[id]; ok {
+		e.key, e.row, e.seq = key, row, n.seq
+		return
+	}
+	t.entries[id] = &netEntry{key: key, row: row, seq: n.seq}
+}
+
+func (n *netChanges) get(table string, keyCols []string, key cdc.Row) (cdc.Row, bool) {
+	t, ok := n.byTable[table]
+	if !ok {
+		return nil, false
+	}
+	e, ok := t.entries[keyID(keyCols, key)]
+	if !ok {
+		return nil, false
+	}
+	return e.row, true
+}
+
+// keyID renders a key's values unambiguously (type and quoted value per column).
+func keyID(cols []string, key cdc.Row) string {
+	var b strings.Builder
+	for _, c := range cols {
+		switch v := key[c].(type) {
+		case string:
+			b.WriteString(strconv.Quote(v))
+		case []byte:
+			b.WriteString("b" + strconv.Quote(string(v)))
+		case int64:
+			b.WriteString("i" + strconv.FormatInt(v, 10))
+		case uint64:
+			b.WriteString("u" + strconv.FormatUint(v, 10))
+		default:
+			fmt.Fprintf(&b, "%T:%#v", v, v)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// flushNet writes the net effect gathered so far and empties it.
+func (s *Sink) flushNet(ctx context.Context, tx *sql.Tx, n *netChanges) error {
+	for _, name := range n.tables {
+		t := n.byTable[name]
+		entries := make([]*netEntry, 0, len(t.entries))
+		var deletes []cdc.Row
+		for _, e := range t.entries {
+			if e.row == nil {
+				deletes = append(deletes, e.key)
+			} else {
+				entries = append(entries, e)
+			}
+		}
+		if len(deletes) > 0 {
+			if err := s.delete(ctx, tx, name, deletes); err != nil {
+				return fmt.Errorf("mysql target %s: apply to %s: %w", s.where(), name, err)
+			}
+		}
+		slices.SortFunc(entries, func(a, b *netEntry) int { return a.seq - b.seq })
+		// Group the rows by column set (nearly always one), keeping their order.
+		type group struct {
+			cols []string
+			rows []cdc.Row
+		}
+		var groups []*group
+	next:
+		for _, e := range entries {
+			for _, g := range groups {
+				if hasColumns(e.row, g.cols) {
+					g.rows = append(g.rows, e.row)
+					continue next
+				}
+			}
+			groups = append(groups, &group{cols: rowColumns(e.row), rows: []cdc.Row{e.row}})
+		}
+		for _, g := range groups {
+			if err := s.upsert(ctx, tx, name, g.rows, g.cols); err != nil {
+				return fmt.Errorf("mysql target %s: apply to %s: %w", s.where(), name, err)
+			}
+		}
+	}
+	n.byTable, n.tables = map[string]*tableNet{}, nil
+	return nil
 }
 
 // updateInPlace writes an update's columns to an existing row only.
