@@ -65,6 +65,18 @@ type Snapshot interface {
 	Close() error
 }
 
+// ResumableSnapshot is implemented by snapshots whose chunks can resume part-way
+// (a DynamoDB Scan segment from its LastEvaluatedKey), so a killed load rereads
+// only the rest of an unfinished chunk instead of all of it.
+type ResumableSnapshot interface {
+	Snapshot
+	// ReadChunkFrom reads chunk from cursor (nil: from its start). emit receives
+	// each batch of rows with the cursor the rest of the chunk reads from (nil
+	// after the last batch). A cursor may hold production key values: the
+	// pipeline seals it before it is stored.
+	ReadChunkFrom(ctx context.Context, chunk Chunk, cursor []byte, emit func(rows []Row, next []byte) error) error
+}
+
 // Chunk is one independently readable part of a table.
 type Chunk struct {
 	Table string

@@ -45,6 +45,10 @@ type LoadProgress struct {
 	Tables map[string]int `json:"tables,omitempty"`
 	// Rows counts rows written so far, for progress reporting.
 	Rows int64 `json:"rows"`
+	// Cursors maps table name → chunk ID → where an unfinished chunk resumes
+	// (cdc.ResumableSnapshot), sealed with a key derived from the deployment's
+	// secret because a cursor may hold production key values.
+	Cursors map[string]map[string][]byte `json:"cursors,omitempty"`
 }
 
 // Store persists checkpoints durably.

@@ -204,7 +204,7 @@ func (d *Deployment) Pipeline(ctx context.Context, name string) (*Pipeline, erro
 	}
 	return &Pipeline{
 		Name: spec.Name, Source: src, Sink: sink, Publisher: pub, Transform: tr, Checkpoints: cps,
-		Metrics: d.Metrics, Log: d.Log,
+		Metrics: d.Metrics, Log: d.Log, CursorKey: CursorKey([]byte(d.Config.Secret)),
 	}, nil
 }
 

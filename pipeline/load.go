@@ -12,6 +12,10 @@ import (
 	"github.com/understudy/understudy/checkpoint"
 )
 
+// cursorSaveInterval bounds how often a load saves chunk cursors alone (a
+// finished chunk always saves).
+var cursorSaveInterval = 2 * time.Second
+
 // load snapshots every selected table in parallel chunks and returns the
 // checkpoint from which streaming continues.
 //
@@ -85,6 +89,7 @@ func (p *Pipeline) load(ctx context.Context, cp checkpoint.Checkpoint) (checkpoi
 		mu.Lock()
 		defer mu.Unlock()
 		cp.Load.Done[c.Table] = append(cp.Load.Done[c.Table], c.ID)
+		delete(cp.Load.Cursors[c.Table], c.ID)
 		cp.Load.Rows += rows
 		tableRows[c.Table] += rows
 		if err := p.save(ctx, &cp); err != nil {
@@ -99,10 +104,53 @@ func (p *Pipeline) load(ctx context.Context, cp checkpoint.Checkpoint) (checkpoi
 		return nil
 	}
 
+	// A resumable snapshot also records where each unfinished chunk got to, at
+	// most every cursorSaveInterval, so a kill costs a few seconds of rereading.
+	rs, resumable := snap.(cdc.ResumableSnapshot)
+	resumable = resumable && len(p.CursorKey) > 0
+	lastSave := time.Now()
+	cursorAt := func(c cdc.Chunk, next []byte) error {
+		sealed, err := sealCursor(p.CursorKey, next)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if cp.Load.Cursors == nil {
+			cp.Load.Cursors = map[string]map[string][]byte{}
+		}
+		if cp.Load.Cursors[c.Table] == nil {
+			cp.Load.Cursors[c.Table] = map[string][]byte{}
+		}
+		cp.Load.Cursors[c.Table][c.ID] = sealed
+		if time.Since(lastSave) < cursorSaveInterval {
+			return nil
+		}
+		lastSave = time.Now()
+		return p.save(ctx, &cp)
+	}
+	readChunk := func(ctx context.Context, c cdc.Chunk, emit func(rows []cdc.Row, next []byte) error) error {
+		if !resumable {
+			return snap.ReadChunk(ctx, c, func(rows []cdc.Row) error { return emit(rows, nil) })
+		}
+		mu.Lock()
+		sealed := cp.Load.Cursors[c.Table][c.ID]
+		mu.Unlock()
+		var from []byte
+		if sealed != nil {
+			var err error
+			if from, err = openCursor(p.CursorKey, sealed); err != nil {
+				p.log().Warn("rereading a chunk from its start: its cursor does not open (was the secret changed?)", "table", c.Table, "chunk", c.ID)
+				from = nil
+			}
+		}
+		return rs.ReadChunkFrom(ctx, c, from, emit)
+	}
+
 	start := time.Now()
 	err = runWorkers(ctx, p.Options.Workers, todo, func(ctx context.Context, c cdc.Chunk) error {
 		var n int64
-		err := snap.ReadChunk(ctx, c, func(rows []cdc.Row) error {
+		err := readChunk(ctx, c, func(rows []cdc.Row, next []byte) error {
 			out, err := p.Transform.Rows(ctx, c.Table, rows)
 			if err != nil {
 				return err
@@ -121,6 +169,9 @@ func (p *Pipeline) load(ctx context.Context, cp checkpoint.Checkpoint) (checkpoi
 			}
 			n += int64(len(out))
 			p.Metrics.snapshotRows(p.Name, c.Table, len(out))
+			if next != nil {
+				return cursorAt(c, next)
+			}
 			return nil
 		})
 		if err != nil {

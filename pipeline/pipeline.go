@@ -75,6 +75,10 @@ type Pipeline struct {
 	Checkpoints checkpoint.Store
 	Metrics     *Metrics     // optional
 	Log         *slog.Logger // optional
+	// CursorKey seals the cursors of unfinished snapshot chunks before they are
+	// checkpointed (see CursorKey); without it a killed load rereads unfinished
+	// chunks from their start.
+	CursorKey []byte
 	// Progress, when set, is called as snapshot chunks finish (for progress bars).
 	Progress func(Progress)
 	Options  Options

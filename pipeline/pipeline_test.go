@@ -54,6 +54,10 @@ type fakeSource struct {
 	startAt cdc.Position
 	resumed cdc.Position
 	sent    chan struct{} // closed when every batch was sent
+	// resumable makes snapshots cdc.ResumableSnapshot; cursors records the
+	// cursor each ReadChunkFrom started at, by chunk ID.
+	resumable bool
+	cursors   map[string]string
 }
 
 func (s *fakeSource) Open(context.Context) ([]cdc.Table, error) { return s.tables, nil }
@@ -62,6 +66,9 @@ func (s *fakeSource) BeginSnapshot(_ context.Context, resume cdc.Position) (cdc.
 	p := pos(100)
 	if resume != nil {
 		p = resume
+	}
+	if s.resumable {
+		return &resumableSnap{fakeSnap{s: s, p: p}}, nil
 	}
 	return &fakeSnap{s: s, p: p}, nil
 }
@@ -102,6 +109,33 @@ func (f *fakeSnap) ReadChunk(ctx context.Context, c cdc.Chunk, emit func([]cdc.R
 	return emit(f.s.rows[c.ID])
 }
 func (f *fakeSnap) Close() error { return nil }
+
+// resumableSnap emits a chunk one row at a time; the cursor after a row is
+// "after:<id>", which a resumed read skips past.
+type resumableSnap struct{ fakeSnap }
+
+func (f *resumableSnap) ReadChunkFrom(ctx context.Context, c cdc.Chunk, cursor []byte, emit func([]cdc.Row, []byte) error) error {
+	f.s.mu.Lock()
+	if f.s.cursors == nil {
+		f.s.cursors = map[string]string{}
+	}
+	f.s.cursors[c.ID] = string(cursor)
+	f.s.mu.Unlock()
+	rows := f.s.rows[c.ID]
+	for i, r := range rows {
+		if cursor != nil && string(cursor) >= "after:"+r["id"].(string) {
+			continue
+		}
+		var next []byte
+		if i < len(rows)-1 {
+			next = []byte("after:" + r["id"].(string))
+		}
+		if err := emit([]cdc.Row{r}, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 type fakeSink struct {
 	rec      *recorder
@@ -482,6 +516,56 @@ func TestSyncPublishesBeforeApplyAndCheckpoint(t *testing.T) {
 		if e.kind == "apply" || e.kind == "ack" {
 			t.Fatalf("%s after a failed publish", e.kind)
 		}
+	}
+}
+
+// A load killed inside a chunk of a resumable snapshot resumes from the chunk's
+// last written cursor: no row of it is written twice, and the stored cursor is
+// sealed (it may hold a production key).
+func TestLoadResumesInsideAChunk(t *testing.T) {
+	defer func(d time.Duration) { cursorSaveInterval = d }(cursorSaveInterval)
+	cursorSaveInterval = 0
+	p, src, sink, cps, _ := newFixture()
+	src.resumable = true
+	p.CursorKey = CursorKey([]byte("a secret of at least sixteen bytes"))
+	p.Options.Workers = 1
+	sink.failLoad = "e" // chunk t3 holds d, e: fails after d was written
+	if err := p.Load(context.Background()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("first load: %v", err)
+	}
+	cp, _ := cps.Load(context.Background(), "p")
+	sealed := cp.Load.Cursors["t"]["t3"]
+	if sealed == nil || strings.Contains(string(sealed), "after:d") {
+		t.Fatalf("cursor of the unfinished chunk: %q (want sealed, not plaintext)", sealed)
+	}
+	sink.failLoad = ""
+	if err := p.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src.cursors["t3"] != "after:d" {
+		t.Fatalf("the resumed chunk started at %q, want after:d", src.cursors["t3"])
+	}
+	if sink.rows["t"] != 5 || sink.rows["u"] != 1 {
+		t.Fatalf("rows written = %v, want t:5 u:1 (each once)", sink.rows)
+	}
+	cp, _ = cps.Load(context.Background(), "p")
+	if cp.Load != nil {
+		t.Fatalf("load not complete: %+v", cp.Load)
+	}
+
+	// Under another secret the cursor does not open: the chunk is read whole.
+	p2, src2, sink2, _, _ := newFixture()
+	src2.resumable = true
+	p2.CursorKey, p2.Options.Workers = p.CursorKey, 1
+	sink2.failLoad = "e"
+	_ = p2.Load(context.Background())
+	p2.CursorKey = CursorKey([]byte("another secret, sixteen bytes+"))
+	sink2.failLoad = ""
+	if err := p2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src2.cursors["t3"] != "" || sink2.rows["t"] != 6 {
+		t.Fatalf("with a changed secret: started at %q, rows %v; want the whole chunk again", src2.cursors["t3"], sink2.rows)
 	}
 }
 

@@ -15,11 +15,11 @@ import (
 )
 
 // Scan segments. A chunk is one segment of a parallel Scan (Segment of
-// TotalSegments). The pipeline records finished chunks only, so a killed load
-// rescans its unfinished segments from their start; segments are therefore kept
-// small (about segmentRows items or segmentBytes), so that little is read twice
-// — a mid-segment LastEvaluatedKey would need a partial-chunk checkpoint the
-// Chunk contract does not have.
+// TotalSegments). The snapshot is a cdc.ResumableSnapshot: after each page the
+// pipeline records the page's LastEvaluatedKey (sealed, since it is a production
+// key), and a killed load resumes each unfinished segment from there. Segments
+// are still kept small (about segmentRows items or segmentBytes) so that a
+// load spreads over the workers.
 const (
 	segmentRows  = 20_000
 	segmentBytes = 32 << 20
@@ -69,19 +69,39 @@ func (sn *snapshot) Chunks(ctx context.Context, t cdc.Table) ([]cdc.Chunk, error
 // ReadChunk scans one segment with strongly consistent reads, so every write
 // acknowledged before the scan is seen.
 func (sn *snapshot) ReadChunk(ctx context.Context, c cdc.Chunk, emit func(rows []cdc.Row) error) error {
+	return sn.ReadChunkFrom(ctx, c, nil, func(rows []cdc.Row, _ []byte) error { return emit(rows) })
+}
+
+// ReadChunkFrom implements cdc.ResumableSnapshot: the cursor is the
+// LastEvaluatedKey of the last page emitted.
+func (sn *snapshot) ReadChunkFrom(ctx context.Context, c cdc.Chunk, cursor []byte, emit func(rows []cdc.Row, next []byte) error) error {
 	var spec segmentSpec
 	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Total <= 0 {
 		return fmt.Errorf("dynamodb source: bad chunk %s of %s", c.ID, c.Table)
 	}
-	return scanSegment(ctx, sn.s.DB, c.Table, spec.Segment, spec.Total, emit)
+	var from map[string]ddb.AttributeValue
+	if cursor != nil {
+		var err error
+		if from, err = decodeKey(cursor); err != nil {
+			return fmt.Errorf("dynamodb source: chunk %s of %s: bad cursor: %w", c.ID, c.Table, err)
+		}
+	}
+	return scanSegmentFrom(ctx, sn.s.DB, c.Table, spec.Segment, spec.Total, from, emit)
 }
 
 func (sn *snapshot) Close() error { return nil }
 
 // scanSegment reads one segment page by page (1 MB pages), emitting each page.
 func scanSegment(ctx context.Context, api TableAPI, table string, segment, total int32, emit func([]cdc.Row) error) error {
+	return scanSegmentFrom(ctx, api, table, segment, total, nil, func(rows []cdc.Row, _ []byte) error { return emit(rows) })
+}
+
+// scanSegmentFrom reads one segment from the key after from (nil: its start),
+// emitting each page with the encoded key the rest of the segment starts after
+// (nil after the last page).
+func scanSegmentFrom(ctx context.Context, api TableAPI, table string, segment, total int32, from map[string]ddb.AttributeValue, emit func([]cdc.Row, []byte) error) error {
 	in := &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
-		Segment: aws.Int32(segment), TotalSegments: aws.Int32(total)}
+		Segment: aws.Int32(segment), TotalSegments: aws.Int32(total), ExclusiveStartKey: from}
 	for {
 		out, err := api.Scan(ctx, in)
 		if err != nil {
@@ -94,7 +114,13 @@ func scanSegment(ctx context.Context, api TableAPI, table string, segment, total
 					return fmt.Errorf("dynamodb source: table %s: %w", table, err)
 				}
 			}
-			if err := emit(rows); err != nil {
+			var next []byte
+			if len(out.LastEvaluatedKey) > 0 {
+				if next, err = encodeKey(out.LastEvaluatedKey); err != nil {
+					return fmt.Errorf("dynamodb source: table %s: %w", table, err)
+				}
+			}
+			if err := emit(rows, next); err != nil {
 				return err
 			}
 		}
@@ -103,6 +129,52 @@ func scanSegment(ctx context.Context, api TableAPI, table string, segment, total
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+// keyAttr is one key attribute of a LastEvaluatedKey; keys are S, N or B.
+type keyAttr struct {
+	S *string `json:"S,omitempty"`
+	N *string `json:"N,omitempty"`
+	B []byte  `json:"B,omitempty"`
+}
+
+// encodeKey serializes a LastEvaluatedKey (key attributes only) as JSON.
+func encodeKey(key map[string]ddb.AttributeValue) ([]byte, error) {
+	m := make(map[string]keyAttr, len(key))
+	for name, v := range key {
+		switch v := v.(type) {
+		case *ddb.AttributeValueMemberS:
+			m[name] = keyAttr{S: &v.Value}
+		case *ddb.AttributeValueMemberN:
+			m[name] = keyAttr{N: &v.Value}
+		case *ddb.AttributeValueMemberB:
+			m[name] = keyAttr{B: v.Value}
+		default:
+			return nil, fmt.Errorf("key attribute %s has type %T, not S, N or B", name, v)
+		}
+	}
+	return json.Marshal(m)
+}
+
+func decodeKey(b []byte) (map[string]ddb.AttributeValue, error) {
+	var m map[string]keyAttr
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	key := make(map[string]ddb.AttributeValue, len(m))
+	for name, a := range m {
+		switch {
+		case a.S != nil:
+			key[name] = &ddb.AttributeValueMemberS{Value: *a.S}
+		case a.N != nil:
+			key[name] = &ddb.AttributeValueMemberN{Value: *a.N}
+		case a.B != nil:
+			key[name] = &ddb.AttributeValueMemberB{Value: a.B}
+		default:
+			return nil, fmt.Errorf("key attribute %s has no value", name)
+		}
+	}
+	return key, nil
 }
 
 // readSegments is how many segments ReadTable scans in parallel.
