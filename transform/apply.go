@@ -117,10 +117,10 @@ func (b *batch) row(p *Plan, src, alt1, alt2 cdc.Row, unchanged []string) (cdc.R
 	if src == nil {
 		return nil, nil
 	}
-	if len(p.cols) == 0 && p.policy == PolicyKeep && len(unchanged) == 0 {
+	if p.policy == PolicyKeep && len(unchanged) == 0 && !p.rulesIn(src) {
 		// Nothing to rewrite: share the row. Rows are immutable once emitted
 		// (cdc.Row), so sharing is safe and saves a map copy per row on tables
-		// without sensitive columns.
+		// without sensitive columns, and per key image whose columns no rule names.
 		return src, nil
 	}
 	out := src.Clone()
@@ -163,6 +163,16 @@ func (b *batch) row(p *Plan, src, alt1, alt2 cdc.Row, unchanged []string) (cdc.R
 		}
 	}
 	return out, nil
+}
+
+// rulesIn reports whether a rule of p names a column of r.
+func (p *Plan) rulesIn(r cdc.Row) bool {
+	for i := range p.cols {
+		if _, ok := r[p.cols[i].name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // value applies c to the non-NULL value v bound for tgt.
