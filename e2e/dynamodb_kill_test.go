@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,5 +195,107 @@ func ddbCount(c *dynamodb.Client, table string) int {
 			return n
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// TestDynamoDBKillDuringLoad SIGKILLs a DynamoDB load while a scan segment is
+// part-way done, and checks that the restarted load skips the finished segments,
+// resumes the unfinished one from its saved LastEvaluatedKey, and ends with the
+// target equal to transform(production).
+func TestDynamoDBKillDuringLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: runs DynamoDB Local and the built binary")
+	}
+	srv := testenv.DynamoDB(t)
+	region := fmt.Sprintf("load-%d", time.Now().UnixNano()%1e9)
+	prodURL := fmt.Sprintf("dynamodb://?region=%s-prod&endpoint=%s", region, srv.Endpoint)
+	testURL := fmt.Sprintf("dynamodb://?region=%s-test&endpoint=%s", region, srv.Endpoint)
+	stateURL := fmt.Sprintf("dynamodb://understudy-state?region=%s-test&endpoint=%s", region, srv.Endpoint)
+	prod, test := ddbE2EClient(t, prodURL), ddbE2EClient(t, testURL)
+	ctx := context.Background()
+	_, err := prod.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("ledger"), BillingMode: ddb.BillingModePayPerRequest,
+		StreamSpecification:  &ddb.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddb.StreamViewTypeNewAndOldImages},
+		AttributeDefinitions: []ddb.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: ddb.ScalarAttributeTypeS}},
+		KeySchema:            []ddb.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: ddb.KeyTypeHash}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 KB items: each scan segment spans several 1 MB pages, so a kill can
+	// land inside one.
+	const items = 8000
+	memo := strings.Repeat("m", 4000)
+	for i := 0; i < items; i += 25 {
+		var reqs []ddb.WriteRequest
+		for id := i; id < i+25; id++ {
+			reqs = append(reqs, ddb.WriteRequest{PutRequest: &ddb.PutRequest{Item: map[string]ddb.AttributeValue{
+				"id":    &ddb.AttributeValueMemberS{Value: fmt.Sprintf("acct-%05d", id)},
+				"owner": &ddb.AttributeValueMemberS{Value: fmt.Sprintf("Owner%d", id%50)},
+				"memo":  &ddb.AttributeValueMemberS{Value: memo},
+			}}})
+		}
+		if _, err := prod.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddb.WriteRequest{"ledger": reqs}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := &env{t: t, dir: t.TempDir(), prod: prodURL, test: testURL}
+	e.config = filepath.Join(e.dir, "understudy.yaml")
+	cfg := `secret: ${UNDERSTUDY_SECRET}
+metrics: off
+checkpoints: ` + stateURL + `
+pipelines:
+  - name: ledger
+    source: ${PROD_URL}
+    target: ${TEST_URL}
+    tables: [ledger]
+    rules:
+      ledger:
+        owner: {replace: last_name, domain: surname}
+`
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	load := e.start("load", "--workers", "1")
+	var st loadStatus
+	waitFor(t, 2*time.Minute, "a load checkpoint with a segment part-way done", load, func() bool {
+		var err error
+		st, err = e.status()
+		return err == nil && st.State == "loading" && strings.Contains(st.Detail, "part-way")
+	})
+	load.kill9(t)
+	if st.done >= st.total {
+		t.Fatalf("every segment was done before the kill (%s)", st.Detail)
+	}
+	t.Logf("killed the load at %s; target had %d of %d items", st.Detail, ddbCount(test, "ledger"), items)
+
+	// The killed load's lock is a lease in DynamoDB: it expires within its ttl
+	// (30 s), and until then a new load is refused with exit code 3.
+	state := ddbE2EClient(t, testURL) // the state table lives in the test side's region
+	waitFor(t, time.Minute, "the killed load's lock to expire", nil, func() bool {
+		out, err := state.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("understudy-state"), ConsistentRead: aws.Bool(true),
+			Key: map[string]ddb.AttributeValue{"pk": &ddb.AttributeValueMemberS{Value: "lock#ledger"}}})
+		if err != nil {
+			return false
+		}
+		exp, ok := out.Item["exp"].(*ddb.AttributeValueMemberN)
+		if !ok {
+			return true // released or never there
+		}
+		ms, _ := strconv.ParseInt(exp.Value, 10, 64)
+		return time.Now().UnixMilli() > ms
+	})
+	code, out, errOut := e.run("load", "--workers", "1")
+	if code != 0 {
+		t.Fatalf("restarted load: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "resuming initial load") || !strings.Contains(errOut, "resuming a chunk part-way") {
+		t.Errorf("the restarted load did not resume finished and part-way segments:\n%s", tail(errOut))
+	}
+	if got := ddbCount(test, "ledger"); got != items {
+		t.Errorf("target has %d items, production %d", got, items)
+	}
+	if code, out := e.verify(); code != 0 {
+		t.Fatalf("verify after the resumed load: exit %d\n%s", code, out)
 	}
 }

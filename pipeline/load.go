@@ -142,6 +142,8 @@ func (p *Pipeline) load(ctx context.Context, cp checkpoint.Checkpoint) (checkpoi
 			if from, err = openCursor(p.CursorKey, sealed); err != nil {
 				p.log().Warn("rereading a chunk from its start: its cursor does not open (was the secret changed?)", "table", c.Table, "chunk", c.ID)
 				from = nil
+			} else {
+				p.log().Info("resuming a chunk part-way", "table", c.Table, "chunk", c.ID)
 			}
 		}
 		return rs.ReadChunkFrom(ctx, c, from, emit)

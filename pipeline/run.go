@@ -238,6 +238,13 @@ func (d *Deployment) Status(ctx context.Context, name string) (Status, error) {
 			done += len(cp.Load.Done[t])
 		}
 		st.Detail = fmt.Sprintf("%d/%d chunks, %d rows", done, total, cp.Load.Rows)
+		partial := 0
+		for _, m := range cp.Load.Cursors {
+			partial += len(m)
+		}
+		if partial > 0 {
+			st.Detail += fmt.Sprintf(" (%d chunks part-way)", partial)
+		}
 	} else {
 		st.State = "streaming"
 		if !cp.SourceTime.IsZero() {
