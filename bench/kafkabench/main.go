@@ -53,6 +53,7 @@ func main() {
 	parts := flag.Int("partitions", 3, "source partitions")
 	rounds := flag.Int("rounds", 3, "alternating rounds of each copy")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the last understudy round here")
+	memprofile := flag.String("memprofile", "", "write allocation profiles of the last round here: .plain (before the plain copy), .before and .after (the mirror); compare with go tool pprof -base")
 	flag.Parse()
 
 	fmt.Printf("load average before: %s\n", loadavg())
@@ -61,6 +62,9 @@ func main() {
 	fmt.Printf("source: %d messages, %d partitions, ~%d bytes each\n", *n, *parts, len(value(0)))
 	var plain, mirror []result
 	for r := range *rounds {
+		if *memprofile != "" && r == *rounds-1 {
+			writeAllocs(*memprofile + ".plain")
+		}
 		c0 := cpuTime()
 		pr := plainCopy(src, cluster(), *n)
 		pr.cpu = cpuTime() - c0
@@ -73,9 +77,15 @@ func main() {
 			}
 			pprof.StartCPUProfile(f)
 		}
+		if *memprofile != "" && r == *rounds-1 {
+			writeAllocs(*memprofile + ".before")
+		}
 		c0 = cpuTime()
 		mr := mirrorCopy(src, dst, *n, r)
 		mr.cpu = cpuTime() - c0
+		if *memprofile != "" && r == *rounds-1 {
+			writeAllocs(*memprofile + ".after")
+		}
 		if *profile != "" && r == *rounds-1 {
 			pprof.StopCPUProfile()
 		}
@@ -91,6 +101,17 @@ func main() {
 	cp, cm := best(plain, func(r result) float64 { return -r.cpuPerMsg() }), best(mirror, func(r result) float64 { return -r.cpuPerMsg() })
 	fmt.Printf("least CPU:       plain %.1f µs/msg, understudy %.1f µs/msg (whole process: brokers and clients), ratio %.2f\n", -cp, -cm, cp/cm)
 	fmt.Printf("load average after: %s\n", loadavg())
+}
+
+func writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // cpuTime is the process's user+system CPU time so far.

@@ -43,6 +43,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
@@ -96,6 +97,8 @@ func Open(_ context.Context, opts cdc.SourceOptions) (cdc.Source, error) {
 	cfg.Metadata.AllowAutoTopicCreation = false // a source only reads
 	cfg.Consumer.Return.Errors = true
 	cfg.Consumer.Offsets.AutoCommit.Enable = false
+	// Let each partition's fetcher run a batch ahead of the pipeline.
+	cfg.ChannelBufferSize = 2048
 	s := &Source{url: u, cfg: cfg, group: u.Query.Get("group"), start: u.Query.Get("start"),
 		nonJSON: u.Query.Get("non_json"), batch: 2000}
 	if s.group == "" {
@@ -270,6 +273,19 @@ func (emptySnapshot) ReadChunk(context.Context, cdc.Chunk, func([]cdc.Row) error
 }
 func (emptySnapshot) Close() error { return nil }
 
+// chunk is what one partition's reader hands the stream: the changes of the
+// messages it had at hand, converted in the reader's goroutine (so partitions
+// convert in parallel and a channel operation carries many messages), and the
+// offset after the last of them. err ends the stream after the chunk's messages.
+type chunk struct {
+	topic      string
+	partition  int32
+	next       int64 // offset after the chunk's last message, kept or dropped
+	changes    []cdc.Change
+	commitTime time.Time
+	err        error
+}
+
 // Stream reads every partition from its offset in from (a partition missing from
 // it, added since, from its beginning) and sends batches in per-partition order.
 func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
@@ -283,12 +299,11 @@ func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.B
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs := make(chan *sarama.ConsumerMessage, s.batch)
-	errc := make(chan error, 1)
+	chunks := make(chan chunk, 16)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
-		consumer.Close() // closes the partition consumers, ending the forwarders
+		consumer.Close() // closes the partition consumers, ending the readers
 		wg.Wait()
 	}()
 	for _, t := range s.topics {
@@ -311,61 +326,33 @@ func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.B
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for {
-					select {
-					case m, ok := <-pc.Messages():
-						if !ok {
-							return
-						}
-						select {
-						case msgs <- m:
-						case <-ctx.Done():
-							return
-						}
-					case e, ok := <-pc.Errors():
-						if !ok {
-							return
-						}
-						select {
-						case errc <- fmt.Errorf("kafka: %s[%d]: %w", e.Topic, e.Partition, e.Err):
-						default:
-						}
-					case <-ctx.Done():
-						return
-					}
-				}
+				s.read(ctx, pc, t, p, chunks)
 			}()
 		}
 	}
 	for {
-		var first *sarama.ConsumerMessage
+		var c chunk
 		select {
-		case first = <-msgs:
-		case err := <-errc:
-			return err
+		case c = <-chunks:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		b := cdc.Batch{Changes: make([]cdc.Change, 0, 64)}
-		m := first
+		b := cdc.Batch{Changes: c.changes}
 	gather:
 		for {
-			c, keep, err := s.change(m)
-			if err != nil {
-				return err
+			if c.err != nil {
+				return c.err
 			}
-			if keep {
-				b.Changes = append(b.Changes, c)
-			}
-			pos.set(m.Topic, m.Partition, m.Offset+1)
-			if !m.Timestamp.IsZero() {
-				b.CommitTime = m.Timestamp.UTC()
+			pos.set(c.topic, c.partition, c.next)
+			if !c.commitTime.IsZero() {
+				b.CommitTime = c.commitTime
 			}
 			if len(b.Changes) >= s.batch {
 				break
 			}
 			select {
-			case m = <-msgs:
+			case c = <-chunks:
+				b.Changes = append(b.Changes, c.changes...)
 			default:
 				break gather
 			}
@@ -375,6 +362,68 @@ func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.B
 		case out <- b:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+}
+
+// read converts one partition's messages and sends them in chunks of what is at
+// hand (up to the batch size), in offset order.
+func (s *Source) read(ctx context.Context, pc sarama.PartitionConsumer, topic string, part int32, chunks chan<- chunk) {
+	send := func(c chunk) bool {
+		select {
+		case chunks <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		var m *sarama.ConsumerMessage
+		select {
+		case m = <-pc.Messages():
+			if m == nil {
+				return
+			}
+		case e, ok := <-pc.Errors():
+			if !ok {
+				return
+			}
+			send(chunk{err: fmt.Errorf("kafka: %s[%d]: %w", e.Topic, e.Partition, e.Err)})
+			return
+		case <-ctx.Done():
+			return
+		}
+		// Size the chunk for what is already buffered, so it never grows.
+		c := chunk{topic: topic, partition: part, changes: make([]cdc.Change, 0, min(s.batch, 1+len(pc.Messages())))}
+	drain:
+		for {
+			ch, keep, err := s.change(m)
+			if err != nil {
+				c.err = err
+				send(c)
+				return
+			}
+			if keep {
+				c.changes = append(c.changes, ch)
+			}
+			c.next = m.Offset + 1
+			if !m.Timestamp.IsZero() {
+				c.commitTime = m.Timestamp.UTC()
+			}
+			if len(c.changes) >= s.batch {
+				break
+			}
+			select {
+			case m = <-pc.Messages():
+				if m == nil {
+					break drain
+				}
+			default:
+				break drain
+			}
+		}
+		if !send(c) {
+			return
 		}
 	}
 }
