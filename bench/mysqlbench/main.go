@@ -709,9 +709,14 @@ func lag(ctx context.Context) error {
 	if err := beat(); err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if l, err := read(); err == nil && l < 2*time.Second {
-			break
+	// Streaming is live and caught up with the initial load (which sync runs
+	// first, copying one heartbeat) once heartbeats written every 100 ms arrive
+	// within 300 ms for a whole second.
+	for deadline, fresh := time.Now().Add(2*time.Minute), 0; fresh < 10; time.Sleep(100 * time.Millisecond) {
+		if l, err := read(); err == nil && l < 300*time.Millisecond {
+			fresh++
+		} else {
+			fresh = 0
 		}
 		if err := beat(); err != nil {
 			return err
@@ -757,6 +762,7 @@ func lag(ctx context.Context) error {
 		}
 	}()
 	var samples []time.Duration
+	benchStart := time.Now()
 	t := time.NewTicker(100 * time.Millisecond)
 	var benchErr error
 sample:
@@ -803,6 +809,19 @@ sample:
 	}
 	if len(samples) == 0 {
 		return errors.New("no lag samples")
+	}
+	// The worst lag of every 5 s, to tell a steady lag from a stall.
+	var windows []string
+	for i := 0; i < len(samples); i += 50 {
+		windows = append(windows, ms(slices.Max(samples[i:min(i+50, len(samples))])))
+	}
+	say("max lag per 5 s since sysbench started at %s: %s", benchStart.Format("15:04:05"), strings.Join(windows, ", "))
+	if os.Getenv("MYSQLBENCH_TRACE") != "" {
+		var first []string
+		for _, l := range samples[:min(50, len(samples))] {
+			first = append(first, strconv.FormatInt(l.Milliseconds(), 10))
+		}
+		say("first 5 s of lag samples (ms): %s", strings.Join(first, " "))
 	}
 	slices.Sort(samples)
 	pct := func(q float64) time.Duration { return samples[min(len(samples)-1, int(q*float64(len(samples))))] }
