@@ -110,12 +110,7 @@ func (m *Mirror) Apply(ctx context.Context, changes []cdc.Change) error {
 
 func (m *Mirror) message(table string, r cdc.Row) (*sarama.ProducerMessage, error) {
 	msg := &sarama.ProducerMessage{Topic: m.topic(table)}
-	if k := bytesOf(r["key"]); k != nil {
-		msg.Key = sarama.ByteEncoder(k)
-	}
-	if v := bytesOf(r["value"]); v != nil {
-		msg.Value = sarama.ByteEncoder(v)
-	}
+	msg.Key, msg.Value = encoder(r["key"]), encoder(r["value"])
 	hs, err := cdckafka.DecodeHeaders(r["headers"])
 	if err != nil {
 		return nil, fmt.Errorf("kafka: topic %s: %w", table, err)
@@ -137,3 +132,18 @@ func (m *Mirror) Clear(ctx context.Context, tables []string) error {
 }
 
 func (m *Mirror) Close() error { return m.close() }
+
+// encoder renders a key or value column for the wire without copying it.
+func encoder(v any) sarama.Encoder {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return sarama.StringEncoder(x)
+	case cdc.JSON:
+		return sarama.ByteEncoder(x)
+	case []byte:
+		return sarama.ByteEncoder(x)
+	}
+	return sarama.ByteEncoder(bytesOf(v))
+}
