@@ -443,7 +443,7 @@ func (s *Source) change(m *sarama.ConsumerMessage) (cdc.Change, bool, error) {
 	case m.Value == nil: // tombstone
 	case len(m.Value) == 0:
 		value = []byte{} // empty stays empty
-	case json.Valid(m.Value):
+	case validJSON(m.Value):
 		value = cdc.JSON(m.Value)
 	default:
 		switch s.nonJSON {
