@@ -177,12 +177,29 @@ func TestJSONSpliceFallbacks(t *testing.T) {
 func TestJSONScanValidatesLikeEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []byte(`{}[]:,"\ 0123456789-+.eEtrufalsn/bx` + "\t\n\x01\x1f\xff")
+	keep, hash := &colPlan{action: Keep}, &colPlan{action: Hash}
+	cursors := [][]cursor{
+		{{steps: []step{{kind: stepDescend, name: "x"}}, rule: keep}},
+		// Every way into the document at once, including a negative index
+		// (counted before the array is validated) and rules on containers.
+		{{steps: []step{{kind: stepWild}, {kind: stepIndex, idx: -1}}, rule: hash},
+			{steps: []step{{kind: stepDescend, name: "email"}}, rule: hash},
+			{steps: []step{{kind: stepIndex, idx: 2}, {kind: stepField, name: "email"}}, rule: hash},
+			{steps: nil, rule: keep}},
+	}
 	check := func(b []byte) {
-		s := jsonScan{data: b}
-		end := s.ws(s.match(s.ws(0), []cursor{{steps: []step{{kind: stepDescend, name: "x"}}, rule: &colPlan{action: Keep}}}))
-		got := !s.fail && end == len(b)
-		if want := json.Valid(b); got != want {
-			t.Fatalf("%q: scanner says valid=%v, encoding/json %v", b, got, want)
+		for _, cur := range cursors {
+			s := jsonScan{data: b}
+			end := s.ws(s.match(s.ws(0), cur))
+			got := !s.fail && end == len(b)
+			if want := json.Valid(b); got != want {
+				t.Fatalf("%q: scanner says valid=%v, encoding/json %v", b, got, want)
+			}
+			for _, e := range s.edits {
+				if got && (e.start < 0 || e.end > len(b) || e.start >= e.end) {
+					t.Fatalf("%q: edit [%d,%d) outside the document", b, e.start, e.end)
+				}
+			}
 		}
 	}
 	for _, d := range spliceDocs {
