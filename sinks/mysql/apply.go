@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -31,6 +32,17 @@ func (s *Sink) Load(ctx context.Context, table string, rows []cdc.Row) error {
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	if !s.noLocalInfile.Load() {
+		err := s.loadData(ctx, table, rows)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errNoLocalInfile):
+			s.noLocalInfile.Store(true)
+		case !errors.Is(err, errMixed):
+			return fmt.Errorf("mysql target %s: load %s: %w", s.where(), table, err)
+		}
 	}
 	if err := s.upsert(ctx, s.db, table, rows, nil); err != nil {
 		return fmt.Errorf("mysql target %s: load %s: %w", s.where(), table, err)

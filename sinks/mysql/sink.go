@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -53,6 +54,8 @@ type Sink struct {
 	mu     sync.Mutex
 	tables map[string]cdc.Table // prepared tables by source name
 	marked bool                 // the replica check passed
+
+	noLocalInfile atomic.Bool // the server refused LOAD DATA LOCAL: Load upserts
 }
 
 // Open connects to the target; it writes nothing (Prepare checks the marker first).
