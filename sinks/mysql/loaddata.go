@@ -58,7 +58,7 @@ func (s *Sink) loadData(ctx context.Context, table string, rows []cdc.Row) error
 			kinds[i] = 'x'
 			targets[i] = "@v" + strconv.Itoa(i)
 			sets = append(sets, q+" = UNHEX(@v"+strconv.Itoa(i)+")")
-		case strings.HasPrefix(strings.ToLower(col.Type), "bit"):
+		case col.Kind == cdc.KindUint && strings.HasPrefix(strings.ToLower(col.Type), "bit"):
 			kinds[i] = 'b'
 			targets[i] = "@v" + strconv.Itoa(i)
 			sets = append(sets, q+" = CAST(@v"+strconv.Itoa(i)+" AS UNSIGNED)")
