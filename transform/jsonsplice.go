@@ -211,19 +211,20 @@ func (s *jsonScan) matchObject(i int, cur []cursor) int {
 		}
 		i = s.ws(i + 1)
 		base := len(s.stack)
+		name := memberName(key)
 		for _, c := range cur {
 			if len(c.steps) == 0 {
 				continue
 			}
 			switch st := c.steps[0]; st.kind {
 			case stepField:
-				if s.keyIs(key, st.name) {
+				if name.is(st.name) {
 					s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 				}
 			case stepWild:
 				s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 			case stepDescend:
-				if s.keyIs(key, st.name) {
+				if name.is(st.name) {
 					s.stack = append(s.stack, cursor{c.steps[1:], c.rule})
 				}
 				s.stack = append(s.stack, c) // and deeper down
@@ -359,13 +360,36 @@ func (s *jsonScan) node(start, end int, rule *colPlan) {
 	s.edits = append(s.edits, jsonEdit{start: start, end: end, rule: rule})
 }
 
-// keyIs compares a member name (raw, with its quotes) with name.
-func (s *jsonScan) keyIs(raw []byte, name string) bool {
-	if inner := raw[1 : len(raw)-1]; plainString(inner) {
-		return string(inner) == name
+// memberKey is a member name as scanned (raw, with its quotes), decoded at most
+// once and only when it has escapes or non-ASCII bytes.
+type memberKey struct {
+	raw     []byte
+	plain   bool
+	decoded string
+	done    bool
+}
+
+func memberName(raw []byte) memberKey {
+	return memberKey{raw: raw, plain: plainString(raw[1 : len(raw)-1])}
+}
+
+// is compares the member name with name.
+func (k *memberKey) is(name string) bool {
+	if k.plain {
+		return string(k.raw[1:len(k.raw)-1]) == name
 	}
+	if !k.done {
+		k.done, k.decoded = true, decodeKey(k.raw)
+	}
+	return k.decoded == name
+}
+
+// decodeKey decodes a member name with escapes or non-ASCII bytes as
+// encoding/json does (invalid UTF-8 becomes U+FFFD).
+func decodeKey(raw []byte) string {
 	var k string
-	return json.Unmarshal(raw, &k) == nil && k == name
+	_ = json.Unmarshal(raw, &k) // the scan validated it
+	return k
 }
 
 // members calls fn(valueStart) for each member of the object at i; fn returns
