@@ -262,7 +262,11 @@ func (d *Deployment) Lock(ctx context.Context, name, owner string) (checkpoint.L
 		return nil, fmt.Errorf("pipeline lock at %s: %w", config.Redacted(u), err)
 	}
 	host, _ := os.Hostname()
-	lease, err := l.Lock(ctx, name, fmt.Sprintf("%s (pid %d on %s)", owner, os.Getpid(), host), lockOwnerTTL)
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lease, err := lockAfterDeadHolder(ctx, l, name, fmt.Sprintf("%s (pid %d on %s)", owner, os.Getpid(), host), host, lockOwnerTTL, log)
 	if err != nil {
 		l.Close()
 		return nil, err
