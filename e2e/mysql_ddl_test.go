@@ -36,7 +36,10 @@ const myDDLPipeline = `
 func TestMySQLDDLReachesTheTarget(t *testing.T) {
 	m := newMyEnv(t, myDDLSchema, "", myDDLPipeline)
 	sync := m.start("sync")
-	waitFor(t, time.Minute, "initial load", sync, func() bool { return m.count(m.testDB, "x") == 30 })
+	// Tables load in parallel: wait for every one of them, not just the last listed.
+	waitFor(t, time.Minute, "initial load", sync, func() bool {
+		return m.count(m.testDB, "a") == 50 && m.count(m.testDB, "b") == 1 && m.count(m.testDB, "c") == 20 && m.count(m.testDB, "x") == 30
+	})
 	m.execTest("CREATE TABLE x_notes (id int PRIMARY KEY)") // a test-only table: left alone
 	loadedA := m.query(m.testDB, "SELECT name FROM a WHERE id = 7")[0][0]
 
