@@ -39,6 +39,7 @@ import (
 	_ "github.com/understudy/understudy/checkpoint/memory"
 	"github.com/understudy/understudy/config"
 	iddb "github.com/understudy/understudy/internal/ddb"
+	"github.com/understudy/understudy/internal/gctune"
 	_ "github.com/understudy/understudy/mapping/memory"
 	"github.com/understudy/understudy/pipeline"
 	_ "github.com/understudy/understudy/sinks/dynamodb"
@@ -53,6 +54,9 @@ var (
 
 func main() {
 	flag.Parse()
+	// The GC settings of the understudy binary; both sides of the comparison
+	// run in this process under them.
+	gctune.Apply()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "dynamobench:", err)
 		os.Exit(1)

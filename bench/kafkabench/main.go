@@ -42,6 +42,7 @@ import (
 	_ "github.com/understudy/understudy/cdc/kafka"
 	_ "github.com/understudy/understudy/checkpoint/memory"
 	"github.com/understudy/understudy/config"
+	"github.com/understudy/understudy/internal/gctune"
 	_ "github.com/understudy/understudy/mapping/memory"
 	"github.com/understudy/understudy/pipeline"
 	"github.com/understudy/understudy/sinks"
@@ -57,6 +58,9 @@ func main() {
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the last understudy round here")
 	memprofile := flag.String("memprofile", "", "write allocation profiles of the last round here: .plain (before the plain copy), .before and .after (the mirror); compare with go tool pprof -base")
 	flag.Parse()
+	// The GC settings of the understudy binary; both sides of the comparison
+	// run in this process under them.
+	gctune.Apply()
 
 	fmt.Printf("load average before: %s\n", loadavg())
 	src, _ := cluster(kfake.SeedTopics(int32(*parts), topic))

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/understudy/understudy/config"
+	"github.com/understudy/understudy/internal/gctune"
 )
 
 // Exit codes. Scripts (and the reset runbook) rely on them.
@@ -25,6 +26,7 @@ const (
 )
 
 func main() {
+	gctune.Apply()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile(os.Getenv("UNDERSTUDY_CPUPROFILE"), os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
