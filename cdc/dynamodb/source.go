@@ -134,7 +134,7 @@ func (s *Source) Open(ctx context.Context) ([]cdc.Table, error) {
 // Schema describes a DynamoDB table in the change model.
 func Schema(d *ddb.TableDescription) cdc.Table {
 	t := cdc.Table{Name: aws.ToString(d.TableName), Partial: true}
-	t.Key = keyNames(d.KeySchema)
+	t.Key = iddb.KeyNames(d.KeySchema)
 	types := map[string]string{}
 	for _, a := range d.AttributeDefinitions {
 		types[aws.ToString(a.AttributeName)] = string(a.AttributeType)
@@ -161,25 +161,12 @@ func Schema(d *ddb.TableDescription) cdc.Table {
 }
 
 func index(name string, ks []ddb.KeySchemaElement, p *ddb.Projection, local bool) cdc.Index {
-	ix := cdc.Index{Name: name, Key: keyNames(ks), Local: local, Projection: "ALL"}
+	ix := cdc.Index{Name: name, Key: iddb.KeyNames(ks), Local: local, Projection: "ALL"}
 	if p != nil {
 		ix.Projection = string(p.ProjectionType)
 		ix.Include = append([]string(nil), p.NonKeyAttributes...)
 	}
 	return ix
-}
-
-// keyNames returns the key attributes, partition key first.
-func keyNames(ks []ddb.KeySchemaElement) []string {
-	var hash, rng []string
-	for _, k := range ks {
-		if k.KeyType == ddb.KeyTypeHash {
-			hash = append(hash, aws.ToString(k.AttributeName))
-		} else {
-			rng = append(rng, aws.ToString(k.AttributeName))
-		}
-	}
-	return append(hash, rng...)
 }
 
 func attrKind(t string) cdc.Kind {

@@ -1,8 +1,7 @@
+// Package ddb is the DynamoDB connection shared by the DynamoDB source, sink,
+// mapping and checkpoint stores: URL parsing, the client (with local-endpoint
+// credentials), reading a table's key, and creating a store's table.
 package ddb
-
-// Package ddb is the DynamoDB connection shared by the DynamoDB mapping and
-// checkpoint stores: URL parsing, the client (with local-endpoint credentials),
-// and creating a store's table.
 
 import (
 	"context"
@@ -161,6 +160,20 @@ func ErrorCode(err error) string {
 		return ae.ErrorCode()
 	}
 	return ""
+}
+
+// KeyNames returns the attribute names of a table's or index's key schema,
+// partition key first, whatever order DescribeTable lists them in.
+func KeyNames(ks []types.KeySchemaElement) []string {
+	var hash, rng []string
+	for _, k := range ks {
+		if k.KeyType == types.KeyTypeHash {
+			hash = append(hash, aws.ToString(k.AttributeName))
+		} else {
+			rng = append(rng, aws.ToString(k.AttributeName))
+		}
+	}
+	return append(hash, rng...)
 }
 
 // EnsureTable checks that table exists with the single string hash key "pk",

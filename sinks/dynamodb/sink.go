@@ -129,7 +129,7 @@ func (s *Sink) Prepare(ctx context.Context, tables []cdc.Table) error {
 		if !ok {
 			return s.notReplica(t.Name)
 		}
-		if got := keyOf(d.KeySchema); strings.Join(got, ",") != strings.Join(t.Key, ",") {
+		if got := iddb.KeyNames(d.KeySchema); strings.Join(got, ",") != strings.Join(t.Key, ",") {
 			return fmt.Errorf("dynamodb target: table %s has key (%s) but the source's key is (%s); run `understudy reset` after deleting the target table so understudy recreates it",
 				t.Name, strings.Join(got, ", "), strings.Join(t.Key, ", "))
 		}
@@ -183,18 +183,6 @@ func (s *Sink) notSource(ctx context.Context, tables []cdc.Table) error {
 		}
 	}
 	return nil
-}
-
-func keyOf(ks []ddb.KeySchemaElement) []string {
-	var hash, rng []string
-	for _, k := range ks {
-		if k.KeyType == ddb.KeyTypeHash {
-			hash = append(hash, aws.ToString(k.AttributeName))
-		} else {
-			rng = append(rng, aws.ToString(k.AttributeName))
-		}
-	}
-	return append(hash, rng...)
 }
 
 // marked reports whether table d carries the replica marker.
@@ -370,7 +358,7 @@ func (s *Sink) Clear(ctx context.Context, tables []string) error {
 		if !ok {
 			return s.notReplica(name)
 		}
-		if err := s.clear(ctx, name, keyOf(d.KeySchema)); err != nil {
+		if err := s.clear(ctx, name, iddb.KeyNames(d.KeySchema)); err != nil {
 			return err
 		}
 	}
