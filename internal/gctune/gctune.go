@@ -17,7 +17,7 @@ const (
 	// Percent is the GOGC understudy runs with unless GOGC is set.
 	Percent = 400
 	// MemoryLimit is the soft limit (GOMEMLIMIT) unless GOMEMLIMIT is set.
-	MemoryLimit = 2 << 30
+	MemoryLimit = 1 << 30
 )
 
 // Apply sets the defaults, leaving any GOGC or GOMEMLIMIT from the environment
