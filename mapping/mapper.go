@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,8 +23,11 @@ type MapperOptions struct {
 	// load) pass through it without growing memory with the table.
 	CacheSize int
 	// FirstCandidates is how many candidates the first store round trip proposes
-	// per value (default 4). More costs bandwidth on every miss; fewer costs extra
-	// round trips when the generator's space is crowded.
+	// per value at most (default 4). More costs generator time and bandwidth on
+	// every miss; fewer costs extra round trips when the generator's space is
+	// crowded. Each domain starts at FirstCandidates and narrows to what its values
+	// actually need (one, for a generator whose first candidate is nearly always
+	// free), widening again when too many miss the window.
 	FirstCandidates int
 	// MaxCandidates bounds the candidates tried for one value before Resolve gives
 	// up (default 2,000): a generator that clashes that often has too small an
@@ -45,6 +49,8 @@ type Mapper struct {
 	cache *cache
 	first int
 	max   int
+	// widths holds each domain's first-round window (domain → *atomic.Int32).
+	widths sync.Map
 
 	hits, misses atomic.Uint64
 }
@@ -91,6 +97,8 @@ type miss struct {
 	ck    cacheKey
 	key   Key
 	seed  []byte
+	// lo, hi are the attempts the next round proposes.
+	lo, hi int
 }
 
 // Resolve sets items[i].Out to the replacement of items[i].Value in its namespace
@@ -137,33 +145,16 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 	m.misses.Add(uint64(len(items)) - hits)
 
 	pending := make([]int, len(misses))
-	for j := range misses {
-		mi := &misses[j]
-		it := &items[mi.item]
-		mi.key = m.keyer.Key(it.Domain, it.Value)
-		mi.seed = m.keyer.Seed(it.NS, it.Domain, it.Value)
+	for j := range pending {
 		pending[j] = j
 	}
-
-	// Rounds propose attempts [lo, hi): 0..3, then 4..19, 20..99, … up to max.
-	reqs := make([]Request, 0, len(pending))
-	for lo, hi := 0, m.first; len(pending) > 0; lo, hi = hi, min(hi*5, m.max) {
-		if lo >= m.max {
-			it := &items[misses[pending[0]].item]
-			return fmt.Errorf("mapping: domain %q: %d value(s) found no free replacement among %d candidates of generator %T; its output space is too small for this domain",
-				it.Domain, len(pending), m.max, it.Gen)
-		}
-		reqs = reqs[:0]
-		w := hi - lo
-		slab := make([]string, len(pending)*w) // one allocation for the round's candidates
-		for k, j := range pending {
-			mi := &misses[j]
-			it := &items[mi.item]
-			cands := slab[k*w : (k+1)*w : (k+1)*w]
-			for a := lo; a < hi; a++ {
-				cands[a-lo] = it.Gen.Candidate(it.Value, mi.seed, a)
-			}
-			reqs = append(reqs, Request{NS: it.NS, Domain: it.Domain, Key: mi.key, Candidates: cands})
+	// Rounds propose attempts [lo, hi): the domain's first window (see width),
+	// then up to 20, 100, 500, … up to max.
+	var tally widthTally
+	for round := 0; len(pending) > 0; round++ {
+		reqs, err := m.prepare(items, misses, pending)
+		if err != nil {
+			return err
 		}
 		res, err := m.store.Resolve(ctx, reqs)
 		if err != nil {
@@ -174,15 +165,158 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 		}
 		next := pending[:0] // reuses pending: next is written only behind the read index
 		for r, j := range pending {
+			mi := &misses[j]
+			if round == 0 {
+				tally.add(reqs[r].Domain, reqs[r].Candidates, res[r])
+			}
 			if !res[r].OK {
+				mi.lo, mi.hi = mi.hi, min(max(mi.hi, m.first)*5, m.max)
 				next = append(next, j)
 				continue
 			}
-			m.settle(items, &misses[j], res[r].Value)
+			m.settle(items, mi, res[r].Value)
+		}
+		if round == 0 {
+			tally.apply(m)
 		}
 		pending = next
 	}
 	return nil
+}
+
+// prepare builds the requests of the pending misses: their keys and seeds when
+// not yet computed, and the candidates of their current window.
+func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request, error) {
+	n := 0
+	for _, j := range pending {
+		mi := &misses[j]
+		it := &items[mi.item]
+		if mi.lo >= m.max {
+			return nil, fmt.Errorf("mapping: domain %q: %d value(s) found no free replacement among %d candidates of generator %T; its output space is too small for this domain",
+				it.Domain, len(pending), m.max, it.Gen)
+		}
+		if mi.seed == nil {
+			mi.key = m.keyer.Key(it.Domain, it.Value)
+			mi.seed = m.keyer.Seed(it.NS, it.Domain, it.Value)
+			mi.hi = m.width(it.Domain)
+		}
+		n += mi.hi - mi.lo
+	}
+	reqs := make([]Request, len(pending))
+	slab := make([]string, n) // one allocation for the round's candidates
+	for r, j := range pending {
+		mi := &misses[j]
+		it := &items[mi.item]
+		w := mi.hi - mi.lo
+		cands := slab[:w:w]
+		slab = slab[w:]
+		for a := mi.lo; a < mi.hi; a++ {
+			cands[a-mi.lo] = it.Gen.Candidate(it.Value, mi.seed, a)
+		}
+		reqs[r] = Request{NS: it.NS, Domain: it.Domain, Key: mi.key, Candidates: cands}
+	}
+	return reqs, nil
+}
+
+// The first round's window adapts per domain: proposing candidates that are
+// never tried costs generator time and bytes on every new value, while a window
+// too narrow costs a second round trip for the values that miss it. A domain
+// whose values mostly take their first candidate (e-mail addresses, UUIDs) ends
+// up proposing one; a crowded one (first names) keeps FirstCandidates.
+const (
+	// widthSample is how many new values of a domain one Resolve must resolve in
+	// its first round before the window adapts to them.
+	widthSample = 32
+	// widthMiss is the share of a domain's new values (1/widthMiss) allowed to
+	// need a second round.
+	widthMiss = 64
+)
+
+// width returns the first-round window of domain.
+func (m *Mapper) width(domain string) int {
+	if w, ok := m.widths.Load(domain); ok {
+		return int(w.(*atomic.Int32).Load())
+	}
+	return m.first
+}
+
+// widthTally counts, per domain, at which attempt the first round's values
+// were resolved.
+type widthTally struct {
+	last    *domainTally
+	domains []*domainTally
+}
+
+type domainTally struct {
+	domain string
+	window int     // the window proposed (the first request's)
+	at     [64]int // values resolved by attempt a (a < window)
+	out    int     // values that needed more than the window
+}
+
+func (t *widthTally) add(domain string, cands []string, res Resolution) {
+	d := t.last
+	if d == nil || d.domain != domain {
+		d = nil
+		for _, x := range t.domains {
+			if x.domain == domain {
+				d = x
+				break
+			}
+		}
+		if d == nil {
+			d = &domainTally{domain: domain, window: len(cands)}
+			t.domains = append(t.domains, d)
+		}
+		t.last = d
+	}
+	if !res.OK {
+		d.out++
+		return
+	}
+	// A value mapped earlier (by another process, or before a restart) may hold
+	// a replacement outside the window: it says nothing about the window.
+	for a, c := range cands {
+		if c == res.Value {
+			if a < len(d.at) {
+				d.at[a]++
+			}
+			return
+		}
+	}
+}
+
+// apply sets each domain's window to the narrowest that would have resolved all
+// but 1/widthMiss of the values; when more than that missed the window, it
+// widens back to FirstCandidates.
+func (t *widthTally) apply(m *Mapper) {
+	for _, d := range t.domains {
+		total := d.out
+		for _, n := range d.at {
+			total += n
+		}
+		if total < widthSample {
+			continue
+		}
+		w := m.first
+		if d.out*widthMiss <= total {
+			need, sum := total-total/widthMiss, 0
+			for a := 0; a < d.window && a < len(d.at); a++ {
+				if sum += d.at[a]; sum >= need {
+					w = a + 1
+					break
+				}
+			}
+		}
+		w = max(1, min(w, m.first))
+		if v, ok := m.widths.Load(d.domain); ok {
+			v.(*atomic.Int32).Store(int32(w))
+			continue
+		}
+		v := new(atomic.Int32)
+		v.Store(int32(w))
+		m.widths.Store(d.domain, v)
+	}
 }
 
 // settle fills the items of one resolved miss and caches the replacement.

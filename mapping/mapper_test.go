@@ -278,3 +278,60 @@ func TestConcurrentMappersAgree(t *testing.T) {
 		seen[out[0][v]] = v
 	}
 }
+
+// uniqueGen proposes "<value>#<attempt>": a value's first candidate is always free.
+type uniqueGen struct{}
+
+func (uniqueGen) Candidate(value string, _ []byte, attempt int) string {
+	return fmt.Sprintf("%s#%d", value, attempt)
+}
+
+func TestFirstWindowAdaptsToTheDomain(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	batch := func(gen mapping.Generator, prefix string, n int) []mapping.Item {
+		vals := make([]string, n)
+		for i := range vals {
+			vals[i] = fmt.Sprintf("%s%d", prefix, i)
+		}
+		return items(mapping.PermanentNamespace(), gen, vals...)
+	}
+	widths := func() []int {
+		var w []int
+		for _, c := range rec.reset() {
+			w = append(w, len(c[0].Candidates))
+		}
+		return w
+	}
+	// Every first candidate is free: after one batch the domain proposes one.
+	for round, want := range []int{mapping.DefaultFirstCandidates, 1, 1} {
+		if err := m.Resolve(ctx, batch(uniqueGen{}, fmt.Sprintf("u%d-", round), 100)); err != nil {
+			t.Fatal(err)
+		}
+		if got := widths(); len(got) != 1 || got[0] != want {
+			t.Fatalf("batch %d: store calls proposing %v candidates, want one call proposing %d", round, got, want)
+		}
+	}
+	// The domain gets crowded (all values compete for x-0, x-1, …): the narrow
+	// window misses, a second round resolves them, and the window widens again.
+	gen := fixedGen{"x"}
+	if err := m.Resolve(ctx, batch(gen, "c0-", 40)); err != nil {
+		t.Fatal(err)
+	}
+	if got := widths(); len(got) < 2 || got[0] != 1 {
+		t.Fatalf("crowded batch: windows %v, want a first call of 1 and further rounds", got)
+	}
+	if err := m.Resolve(ctx, batch(gen, "c1-", 40)); err != nil {
+		t.Fatal(err)
+	}
+	if got := widths(); got[0] != mapping.DefaultFirstCandidates {
+		t.Fatalf("after a crowded batch: first window %d, want %d", got[0], mapping.DefaultFirstCandidates)
+	}
+	// Other domains keep their own window.
+	it := []mapping.Item{{NS: mapping.PermanentNamespace(), Domain: "other", Value: "v", Gen: uniqueGen{}}}
+	if err := m.Resolve(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	if got := widths(); got[0] != mapping.DefaultFirstCandidates {
+		t.Fatalf("new domain: first window %d, want %d", got[0], mapping.DefaultFirstCandidates)
+	}
+}
