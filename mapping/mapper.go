@@ -96,7 +96,7 @@ type miss struct {
 	shard *cacheShard
 	ck    cacheKey
 	key   Key
-	seed  []byte
+	seed  [32]byte
 	// lo, hi are the attempts the next round proposes.
 	lo, hi int
 }
@@ -195,9 +195,9 @@ func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request,
 			return nil, fmt.Errorf("mapping: domain %q: %d value(s) found no free replacement among %d candidates of generator %T; its output space is too small for this domain",
 				it.Domain, len(pending), m.max, it.Gen)
 		}
-		if mi.seed == nil {
+		if mi.hi == 0 { // first round
 			mi.key = m.keyer.Key(it.Domain, it.Value)
-			mi.seed = m.keyer.Seed(it.NS, it.Domain, it.Value)
+			m.keyer.seedTo(&mi.seed, it.NS, it.Domain, it.Value)
 			mi.hi = m.width(it.Domain)
 		}
 		n += mi.hi - mi.lo
@@ -211,7 +211,7 @@ func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request,
 		cands := slab[:w:w]
 		slab = slab[w:]
 		for a := mi.lo; a < mi.hi; a++ {
-			cands[a-mi.lo] = it.Gen.Candidate(it.Value, mi.seed, a)
+			cands[a-mi.lo] = it.Gen.Candidate(it.Value, mi.seed[:], a)
 		}
 		reqs[r] = Request{NS: it.NS, Domain: it.Domain, Key: mi.key, Candidates: cands}
 	}

@@ -158,29 +158,47 @@ func resolveArgs(reqs []mapping.Request) []any {
 		ns     mapping.Namespace
 		domain string
 	}
-	index := make(map[space]int)
-	var prefixes []any
-	body := make([]any, 0, len(reqs)*7)
+	var (
+		index  = make(map[space]int, 1)
+		last   space
+		lastI  int
+		spaces []any
+		n      = 1
+	)
 	for _, r := range reqs {
+		n += 3 + len(r.Candidates)
+	}
+	// Every hex key in one string: its substrings cost no allocation each.
+	hexKeys := make([]byte, len(reqs)*2*len(mapping.Key{}))
+	for i, r := range reqs {
+		hex.Encode(hexKeys[i*2*len(r.Key):], r.Key[:])
+	}
+	keys := string(hexKeys)
+	body := make([]any, 0, n)
+	for i, r := range reqs {
 		sp := space{mapping.Namespace{Scope: r.NS.Scope, Period: r.NS.Period}, r.Domain}
-		i, ok := index[sp]
-		if !ok {
-			i = len(index) + 1 // Lua counts from 1
-			index[sp] = i
-			var expires int64
-			if !r.NS.Expires.IsZero() {
-				expires = r.NS.Expires.UnixMilli()
+		if lastI == 0 || sp != last {
+			var ok bool
+			if lastI, ok = index[sp]; !ok {
+				lastI = len(index) + 1 // Lua counts from 1
+				index[sp] = lastI
+				var expires int64
+				if !r.NS.Expires.IsZero() {
+					expires = r.NS.Expires.UnixMilli()
+				}
+				spaces = append(spaces, nsID(r.NS.Scope, r.NS.Period), esc(r.Domain), expires)
 			}
-			prefixes = append(prefixes, nsID(r.NS.Scope, r.NS.Period), esc(r.Domain), expires)
+			last = sp
 		}
-		body = append(body, i, hex.EncodeToString(r.Key[:]), len(r.Candidates))
+		k := len(r.Key) * 2
+		body = append(body, lastI, keys[i*k:(i+1)*k], len(r.Candidates))
 		for _, c := range r.Candidates {
 			body = append(body, c)
 		}
 	}
-	args := make([]any, 0, 1+len(prefixes)+len(body))
+	args := make([]any, 0, 1+len(spaces)+len(body))
 	args = append(args, len(index))
-	args = append(args, prefixes...)
+	args = append(args, spaces...)
 	return append(args, body...)
 }
 
