@@ -20,6 +20,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -73,6 +74,15 @@ type Source struct {
 	// ReplicaServerID is the server id the binlog reader announces; it must differ
 	// from every server and replica. Zero derives one from the pipeline name.
 	ReplicaServerID uint32
+	// Logger receives notices (a DDL the schema history could not parse); nil
+	// means slog.Default().
+	Logger *slog.Logger
+
+	// How this server's information_schema describes a column, so that a parsed
+	// column definition is described alike (ddl.go); set by Open.
+	intWidths  bool   // integer types show a display width: int(11)
+	utf8Name   string // what CHARACTER SET utf8 is called: utf8mb3, or utf8 on older servers
+	tsNullable int8   // explicit_defaults_for_timestamp: 1 ON (a bare timestamp is nullable), -1 OFF, 0 unknown
 }
 
 // tableInfo is what the source knows about one selected table at one point of the
@@ -80,8 +90,11 @@ type Source struct {
 type tableInfo struct {
 	Table    cdc.Table         `json:"table"`
 	Charsets map[string]string `json:"charsets,omitempty"` // column → charset, when not utf8*
-	types    []ColumnType      // for values read over the utf8mb4 connection
-	binlog   []ColumnType      // for row events: raw bytes in the column's charset
+	// Charset is the table's default charset, which a column added by ALTER TABLE
+	// without one gets; empty in histories written before DDL was parsed.
+	Charset string       `json:"charset,omitempty"`
+	types   []ColumnType // for values read over the utf8mb4 connection
+	binlog  []ColumnType // for row events: raw bytes in the column's charset
 }
 
 func (ti *tableInfo) init() *tableInfo {
@@ -208,6 +221,56 @@ func flavorOf(version string) string {
 	return FlavorMySQL
 }
 
+// readDialect records how information_schema describes columns on this server.
+// Failures leave the defaults, under which parsed DDL falls back to
+// information_schema where it would depend on them.
+func (s *Source) readDialect(ctx context.Context, version string) {
+	s.intWidths = true
+	if s.flavor == FlavorMySQL {
+		// MySQL 8.0.19 dropped integer display widths from COLUMN_TYPE.
+		var major, minor, patch int
+		fmt.Sscanf(version, "%d.%d.%d", &major, &minor, &patch)
+		s.intWidths = major*10000+minor*100+patch < 80019
+	}
+	var explicit sql.NullInt64
+	var utf8 sql.NullString
+	if s.db.QueryRowContext(ctx, `SELECT @@explicit_defaults_for_timestamp, CHARSET(CONVERT('' USING utf8))`).Scan(&explicit, &utf8) != nil {
+		return
+	}
+	s.utf8Name = utf8.String
+	switch {
+	case explicit.Valid && explicit.Int64 != 0:
+		s.tsNullable = 1
+	case explicit.Valid:
+		s.tsNullable = -1
+	}
+}
+
+// charsetOf returns the charset of a collation ("latin1_swedish_ci" → latin1),
+// named as information_schema names it.
+func (s *Source) charsetOf(collation string) string {
+	cs, _, _ := strings.Cut(collation, "_")
+	return s.charsetName(cs)
+}
+
+// charsetName names a charset as information_schema does (utf8 → utf8mb3 on
+// MariaDB 10.6+ and MySQL 8.0.30+).
+func (s *Source) charsetName(cs string) string {
+	cs = strings.ToLower(cs)
+	if cs == "utf8" && s.utf8Name != "" {
+		return strings.ToLower(s.utf8Name)
+	}
+	return cs
+}
+
+// logger returns the Logger to use.
+func (s *Source) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
 // selected reports whether "db.table" is one of the configured tables.
 func (s *Source) selected(name string) bool {
 	for _, configured := range s.opts.Tables {
@@ -234,6 +297,7 @@ func (s *Source) Open(ctx context.Context) ([]cdc.Table, error) {
 	}
 	s.flavor = flavorOf(version)
 	s.serverID = serverID
+	s.readDialect(ctx, version)
 	if logBin != "1" && !strings.EqualFold(logBin, "ON") {
 		problems = append(problems, "the binary log is off: start the server with --log-bin (and --server-id)")
 	}
@@ -343,24 +407,7 @@ func (s *Source) describe(ctx context.Context, name string) (*tableInfo, string,
 			rows.Close()
 			return nil, "", err
 		}
-		ct := ParseColumnType(colType, cdc.KindUnknown)
-		c := cdc.Column{Name: col, Type: colType, Kind: ct.Kind, Nullable: nullable == "YES", Enum: ct.Labels}
-		if charset != "" && !strings.HasPrefix(charset, "utf8mb4") {
-			// COLUMN_TYPE omits the charset; a MySQL target created from Type would
-			// otherwise store a latin1 (or ascii, utf8mb3) column as utf8mb4, and a
-			// replica must hold what production can hold, no more.
-			c.Type = colType + " CHARACTER SET " + charset
-		}
-		if ct.Data == "set" {
-			c.Enum = nil
-		}
-		if strings.HasPrefix(charset, "latin1") {
-			if info.Charsets == nil {
-				info.Charsets = map[string]string{}
-			}
-			info.Charsets[col] = "latin1"
-		}
-		info.Table.Columns = append(info.Table.Columns, c)
+		info.Table.Columns = append(info.Table.Columns, info.column(col, colType, nullable == "YES", charset))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -372,6 +419,12 @@ func (s *Source) describe(ctx context.Context, name string) (*tableInfo, string,
 	if err := s.markJSON(ctx, info, schema, table); err != nil {
 		return nil, "", err
 	}
+	var collation sql.NullString
+	err = s.db.QueryRowContext(ctx, `SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, schema, table).Scan(&collation)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, "", err
+	}
+	info.Charset = s.charsetOf(collation.String)
 	krows, err := s.db.QueryContext(ctx, `
 		SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'
@@ -389,10 +442,39 @@ func (s *Source) describe(ctx context.Context, name string) (*tableInfo, string,
 	}
 	krows.Close()
 	if len(info.Table.Key) == 0 {
-		return nil, fmt.Sprintf("table %s has no primary key, which understudy needs to apply updates and deletes by key: ALTER TABLE %s ADD PRIMARY KEY (…)",
-			name, quoteName(name)), nil
+		return nil, noKeyProblem(name), nil
 	}
 	return info.init(), "", nil
+}
+
+// noKeyProblem is the problem line of a selected table without a primary key.
+func noKeyProblem(name string) string {
+	return fmt.Sprintf("table %s has no primary key, which understudy needs to apply updates and deletes by key: ALTER TABLE %s ADD PRIMARY KEY (…)",
+		name, quoteName(name))
+}
+
+// column describes one column from what information_schema.COLUMNS says of it
+// (COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME). The DDL parser renders a column
+// definition into the same three (ddl.go), so both paths describe a column alike.
+func (ti *tableInfo) column(name, colType string, nullable bool, charset string) cdc.Column {
+	ct := ParseColumnType(colType, cdc.KindUnknown)
+	c := cdc.Column{Name: name, Type: colType, Kind: ct.Kind, Nullable: nullable, Enum: ct.Labels}
+	if charset != "" && !strings.HasPrefix(charset, "utf8mb4") {
+		// COLUMN_TYPE omits the charset; a MySQL target created from Type would
+		// otherwise store a latin1 (or ascii, utf8mb3) column as utf8mb4, and a
+		// replica must hold what production can hold, no more.
+		c.Type = colType + " CHARACTER SET " + charset
+	}
+	if ct.Data == "set" {
+		c.Enum = nil
+	}
+	if strings.HasPrefix(charset, "latin1") {
+		if ti.Charsets == nil {
+			ti.Charsets = map[string]string{}
+		}
+		ti.Charsets[name] = "latin1"
+	}
+	return c
 }
 
 // markJSON finds MariaDB's JSON columns: JSON is an alias of LONGTEXT there, told

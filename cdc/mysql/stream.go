@@ -12,6 +12,8 @@ import (
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/understudy/understudy/cdc"
 )
@@ -24,12 +26,13 @@ import (
 // Row events are decoded with the schema history carried in the position: the
 // selected tables' columns as of that point of the binlog. DDL on a selected table
 // updates the history and reaches the target (rules in ddl and rename): ALTER and
-// CREATE re-read the table from information_schema and announce it as
-// Batch.Schema, RENAME moves the history entry and announces it with
-// cdc.Table.RenamedFrom, DROP and TRUNCATE become Truncate changes. Every row
-// event is checked against the schema it is decoded with (column count and binlog
-// types), so a binlog that the history cannot describe fails loudly instead of
-// being misread.
+// CREATE are parsed and applied to the history entry as it is at that point
+// (ddl.go; statements the parser does not take re-read the table from
+// information_schema) and announced as Batch.Schema, RENAME moves the history
+// entry and announces it with cdc.Table.RenamedFrom, DROP and TRUNCATE become
+// Truncate changes. Every row event is checked against the schema it is decoded
+// with (column count and binlog types), so a binlog that the history cannot
+// describe fails loudly instead of being misread.
 func (s *Source) Stream(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
 	if s.db == nil {
 		return errors.New("mysql source: Stream before Open")
@@ -136,6 +139,8 @@ type streamer_ struct {
 	pending    []cdc.Change
 	schema     []cdc.Table // schema changes to announce with the next batch
 	commitTime time.Time
+
+	parser *parser.Parser // for ALTER/CREATE TABLE (ddl.go), made on first use
 }
 
 func (st *streamer_) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -386,9 +391,15 @@ func (st *streamer_) query(ctx context.Context, ev *replication.BinlogEvent, e *
 //   - DROP TABLE: a Truncate change (the target table is cleared, not dropped:
 //     see docs/mysql.md) and the table leaves the history, so a later CREATE of
 //     the name starts it afresh.
-//   - CREATE TABLE of a selected name: described and announced (the sink creates
-//     it or adds columns); CREATE OR REPLACE also clears it first.
-//   - ALTER TABLE: re-described and announced; ALTER … RENAME TO is a rename.
+//   - CREATE TABLE of a selected name: described from the statement and
+//     announced (the sink creates it or adds columns); CREATE OR REPLACE also
+//     clears it first; CREATE TABLE IF NOT EXISTS of a table the history has
+//     does nothing.
+//   - ALTER TABLE: applied to the history entry and announced; ALTER … RENAME
+//     TO is a rename (of the entry with the statement's other changes).
+//
+// CREATE and ALTER that do not parse, or hold what ddl.go does not model, are
+// read from information_schema instead (fallback).
 //   - RENAME TABLE: see rename.
 //
 // Temporary tables are never replicated.
@@ -424,21 +435,64 @@ func (st *streamer_) ddl(ctx context.Context, ev *replication.BinlogEvent, db, q
 		if !st.src.selected(name) {
 			return nil
 		}
-		if _, ok := st.tables[name]; ok && strings.Contains(head, "REPLACE") {
+		stmt, err := st.parseDDL(q[:len(q)-len(m[3])], m[3])
+		create, _ := stmt.(*ast.CreateTableStmt)
+		if err == nil && create == nil {
+			err = unmodeled("not a CREATE TABLE statement")
+		}
+		_, exists := st.tables[name]
+		if err == nil && create.IfNotExists && exists {
+			return nil // the table was there: the statement did nothing
+		}
+		if exists && strings.Contains(head, "REPLACE") {
 			if err := st.add(ctx, cdc.Change{Table: name, Op: cdc.Truncate, CommitTime: at}); err != nil {
 				return err
 			}
 		}
-		return st.redescribe(ctx, name)
+		var info *tableInfo
+		if err == nil {
+			info, err = st.src.created(ctx, name, create, func(n string) (*tableInfo, bool) { t, ok := st.tables[n]; return t, ok })
+		}
+		if err != nil {
+			return st.fallback(ctx, name, err, func() error { return st.redescribe(ctx, name) })
+		}
+		st.install(name, info)
 	case "ALTER":
 		name := names[0]
-		if to := alterRenameTo(m[3], db); to != "" {
-			// Other changes in the same ALTER (a comma) need a fresh description.
-			return st.rename(ctx, []string{name, to}, strings.Contains(m[3], ","))
+		old, known := st.tables[name]
+		stmt, err := st.parseDDL(q[:len(q)-len(m[3])], m[3])
+		alter, _ := stmt.(*ast.AlterTableStmt)
+		if err == nil && alter == nil {
+			err = unmodeled("not an ALTER TABLE statement")
 		}
-		if _, ok := st.tables[name]; ok {
-			return st.redescribe(ctx, name)
+		if err == nil && known {
+			info, to, err := st.src.altered(old, alter)
+			if err == nil {
+				if to == "" || to == name {
+					st.install(name, info)
+					return nil
+				}
+				// The other changes of ALTER … RENAME TO apply first; the
+				// entry then moves with them.
+				st.tables[name] = info
+				st.schemaJSON = nil
+				return st.rename(ctx, []string{name, to}, false)
+			}
+			return st.fallback(ctx, name, err, func() error { return st.alterFromInformationSchema(ctx, name, db, m[3]) })
 		}
+		if err == nil {
+			// Not in the history: only a rename to a selected name matters.
+			for _, spec := range alter.Specs {
+				if spec.Tp == ast.AlterTableRenameTable {
+					return st.rename(ctx, []string{name, qualified(spec.NewTable, name)}, false)
+				}
+			}
+			return nil
+		}
+		if !known && !st.src.selected(alterRenameTo(m[3], db)) {
+			return nil
+		}
+		return st.fallback(ctx, name, err, func() error { return st.alterFromInformationSchema(ctx, name, db, m[3]) })
 	case "RENAME":
 		return st.rename(ctx, names, false)
 	}
@@ -519,8 +573,7 @@ func (st *streamer_) rename(ctx context.Context, names []string, redescribeAfter
 
 // move renames a history entry and announces the table under its new name.
 func (st *streamer_) move(from, to string) {
-	old := st.tables[from]
-	info := &tableInfo{Table: old.Table, Charsets: old.Charsets}
+	info := st.tables[from].clone()
 	info.Table.Name = to
 	info.init()
 	delete(st.tables, from)
@@ -534,8 +587,45 @@ func (st *streamer_) move(from, to string) {
 	st.src.mu.Unlock()
 }
 
+// alterFromInformationSchema follows an ALTER TABLE that was not parsed: it
+// re-reads the table (and follows an ALTER … RENAME TO).
+func (st *streamer_) alterFromInformationSchema(ctx context.Context, name, db, rest string) error {
+	if to := alterRenameTo(rest, db); to != "" {
+		// Other changes in the same ALTER (a comma) need a fresh description.
+		return st.rename(ctx, []string{name, to}, strings.Contains(rest, ","))
+	}
+	if _, ok := st.tables[name]; ok {
+		return st.redescribe(ctx, name)
+	}
+	return nil
+}
+
+// fallback handles a DDL statement of a selected table that the parser path
+// could not apply (why): a primary key dropped for good stops the stream, as
+// describe would; anything else is read from information_schema by read, and
+// logged by table name (never the statement, which may hold literals).
+func (st *streamer_) fallback(ctx context.Context, name string, why error, read func() error) error {
+	if errors.Is(why, errNoKey) {
+		return fmt.Errorf("mysql stream: after DDL at %s: %s", st.cur, noKeyProblem(name))
+	}
+	st.src.logger().Info("mysql stream: DDL not parsed, table re-read from information_schema (exact only while the stream is live)",
+		"table", name, "why", why.Error(), "at", st.cur.String())
+	return read()
+}
+
+// install puts a parsed description into the history and announces it.
+func (st *streamer_) install(name string, info *tableInfo) {
+	st.tables[name] = info
+	st.schemaJSON = nil
+	st.schema = append(st.schema, info.Table)
+	st.src.mu.Lock()
+	st.src.tables[name] = info
+	st.src.mu.Unlock()
+}
+
 // redescribe reads name from information_schema into the history and announces
-// it.
+// it: the fallback for DDL that is not parsed, and the gh-ost cut-over's new
+// definition (RENAME of an unselected shadow table).
 //
 // The DDL is in the binlog once it completed, so information_schema shows the
 // table as of this point unless a later DDL already ran (a replay after an
@@ -549,12 +639,7 @@ func (st *streamer_) redescribe(ctx context.Context, name string) error {
 	if problem != "" {
 		return fmt.Errorf("mysql stream: after DDL at %s: %s", st.cur, problem)
 	}
-	st.tables[name] = info
-	st.schemaJSON = nil
-	st.schema = append(st.schema, info.Table)
-	st.src.mu.Lock()
-	st.src.tables[name] = info
-	st.src.mu.Unlock()
+	st.install(name, info)
 	return nil
 }
 
