@@ -59,13 +59,20 @@ func newCache(size int) *cache {
 // shardOf picks a shard by (domain, value) only, so that every namespace's entry of
 // one value lives in one shard and forget scans a single shard.
 func (c *cache) shardOf(domain, value string) *cacheShard {
+	return c.shard(c.hash(domain, value))
+}
+
+// hash is the hash of (domain, value) that picks its shard.
+func (c *cache) hash(domain, value string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.WriteString(domain)
 	h.WriteByte(0)
 	h.WriteString(value)
-	return &c.shards[h.Sum64()&(cacheShards-1)]
+	return h.Sum64()
 }
+
+func (c *cache) shard(hash uint64) *cacheShard { return &c.shards[hash&(cacheShards-1)] }
 
 // get returns the cached replacement of k, unless absent or expired at now.
 func (s *cacheShard) get(k cacheKey, now int64) (string, bool) {

@@ -93,6 +93,7 @@ func (m *Mapper) Stats() (hits, misses uint64) { return m.hits.Load(), m.misses.
 type miss struct {
 	item  int   // first item with this value; it supplies NS, Domain, Value, Gen
 	dups  []int // further items with the same (namespace, domain, value)
+	next  int   // the previous miss with the same cache hash, or -1
 	shard *cacheShard
 	ck    cacheKey
 	key   Key
@@ -113,30 +114,45 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 	now := time.Now().UnixNano()
 	var (
 		misses []miss
-		index  map[cacheKey]int
-		hits   uint64
+		// index finds a miss by the cache's hash of (domain, value); misses
+		// sharing a hash (another namespace, or a collision) are chained by next.
+		index map[uint64]int
+		hits  uint64
 	)
 	for i := range items {
 		it := &items[i]
 		ck := cacheKey{scope: it.NS.Scope, period: it.NS.Period, domain: it.Domain, value: it.Value}
-		s := m.cache.shardOf(it.Domain, it.Value)
+		h := m.cache.hash(it.Domain, it.Value)
+		s := m.cache.shard(h)
 		if out, ok := s.get(ck, now); ok {
 			it.Out = out
 			hits++
 			continue
 		}
-		if j, ok := index[ck]; ok {
+		j, seen := index[h]
+		for seen && misses[j].ck != ck {
+			j = misses[j].next
+			seen = j >= 0
+		}
+		if seen {
 			misses[j].dups = append(misses[j].dups, i)
 			continue
 		}
 		if it.Gen == nil {
 			return fmt.Errorf("mapping: domain %q: item %d has no generator", it.Domain, i)
 		}
-		if index == nil {
-			index = make(map[cacheKey]int)
+		if misses == nil {
+			// Sized for the rest of the batch: a batch with one miss usually has
+			// many (a bulk load), and growing by doubling copied them all.
+			misses = make([]miss, 0, len(items)-i)
+			index = make(map[uint64]int, len(items)-i)
 		}
-		index[ck] = len(misses)
-		misses = append(misses, miss{item: i, shard: s, ck: ck})
+		prev, ok := index[h]
+		if !ok {
+			prev = -1
+		}
+		index[h] = len(misses)
+		misses = append(misses, miss{item: i, shard: s, ck: ck, next: prev})
 	}
 	m.hits.Add(hits)
 	if len(misses) == 0 {

@@ -335,3 +335,25 @@ func TestFirstWindowAdaptsToTheDomain(t *testing.T) {
 		t.Fatalf("new domain: first window %d, want %d", got[0], mapping.DefaultFirstCandidates)
 	}
 }
+
+func TestOneValueInTwoNamespacesIsTwoMappings(t *testing.T) {
+	m, rec := newMapper(t, mapping.MapperOptions{})
+	gen := fixedGen{"x"}
+	perm, run := mapping.PermanentNamespace(), mapping.RunNamespace("r1")
+	batch := []mapping.Item{
+		{NS: perm, Domain: "name", Value: "alice", Gen: gen},
+		{NS: run, Domain: "name", Value: "alice", Gen: gen},
+		{NS: perm, Domain: "name", Value: "alice", Gen: gen},
+		{NS: run, Domain: "name", Value: "alice", Gen: gen},
+	}
+	if err := m.Resolve(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	calls := rec.reset()
+	if len(calls) != 1 || len(calls[0]) != 2 || calls[0][0].NS != perm || calls[0][1].NS != run {
+		t.Fatalf("store calls %v: want one call with alice once per namespace", calls)
+	}
+	if batch[0].Out != batch[2].Out || batch[1].Out != batch[3].Out {
+		t.Errorf("repeats of a value got other replacements: %q", []string{batch[0].Out, batch[1].Out, batch[2].Out, batch[3].Out})
+	}
+}

@@ -158,23 +158,16 @@ func resolveArgs(reqs []mapping.Request) []any {
 		ns     mapping.Namespace
 		domain string
 	}
+	// First the spaces (a batch mostly stays in one) and the argument count, so
+	// that the arguments are built in one slice of the right size.
 	var (
 		index  = make(map[space]int, 1)
+		spaces []any
+		ids    = make([]int, len(reqs))
 		last   space
 		lastI  int
-		spaces []any
 		n      = 1
 	)
-	for _, r := range reqs {
-		n += 3 + len(r.Candidates)
-	}
-	// Every hex key in one string: its substrings cost no allocation each.
-	hexKeys := make([]byte, len(reqs)*2*len(mapping.Key{}))
-	for i, r := range reqs {
-		hex.Encode(hexKeys[i*2*len(r.Key):], r.Key[:])
-	}
-	keys := string(hexKeys)
-	body := make([]any, 0, n)
 	for i, r := range reqs {
 		sp := space{mapping.Namespace{Scope: r.NS.Scope, Period: r.NS.Period}, r.Domain}
 		if lastI == 0 || sp != last {
@@ -190,16 +183,29 @@ func resolveArgs(reqs []mapping.Request) []any {
 			}
 			last = sp
 		}
-		k := len(r.Key) * 2
-		body = append(body, lastI, keys[i*k:(i+1)*k], len(r.Candidates))
-		for _, c := range r.Candidates {
-			body = append(body, c)
-		}
+		ids[i] = lastI
+		n += 3 + len(r.Candidates)
 	}
-	args := make([]any, 0, 1+len(spaces)+len(body))
+	// Every hex key in one string: its substrings cost no allocation each.
+	const hexLen = 2 * len(mapping.Key{})
+	var kb strings.Builder
+	kb.Grow(len(reqs) * hexLen)
+	var h [hexLen]byte
+	for _, r := range reqs {
+		hex.Encode(h[:], r.Key[:])
+		kb.Write(h[:])
+	}
+	keys := kb.String()
+	args := make([]any, 0, n+len(spaces))
 	args = append(args, len(index))
 	args = append(args, spaces...)
-	return append(args, body...)
+	for i, r := range reqs {
+		args = append(args, ids[i], keys[i*hexLen:(i+1)*hexLen], len(r.Candidates))
+		for _, c := range r.Candidates {
+			args = append(args, c)
+		}
+	}
+	return args
 }
 
 // Lookup implements mapping.Store with pipelined MGETs. Redis has already dropped
