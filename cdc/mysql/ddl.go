@@ -70,12 +70,12 @@ func (st *streamer_) parseDDL(head, rest string) (ast.StmtNode, error) {
 
 // created describes the table a CREATE TABLE statement creates. like is the
 // history entry of a CREATE TABLE … LIKE's source table, when it has one.
-func (s *Source) created(ctx context.Context, name string, stmt *ast.CreateTableStmt, like func(string) (*tableInfo, bool)) (*tableInfo, error) {
+func (s *Source) created(ctx context.Context, name, db string, stmt *ast.CreateTableStmt, like func(string) (*tableInfo, bool)) (*tableInfo, error) {
 	if stmt.Select != nil {
 		return nil, unmodeled("CREATE TABLE … SELECT")
 	}
 	if stmt.ReferTable != nil {
-		from := qualified(stmt.ReferTable, name)
+		from := qualified(stmt.ReferTable, db)
 		src, ok := like(from)
 		if !ok {
 			return nil, unmodeled("CREATE TABLE … LIKE a table outside the schema history")
@@ -91,9 +91,9 @@ func (s *Source) created(ctx context.Context, name string, stmt *ast.CreateTable
 		}
 	}
 	if info.Charset == "" {
-		db, _ := cdc.SplitName(name)
+		tdb, _ := cdc.SplitName(name)
 		var collation string
-		err := s.db.QueryRowContext(ctx, `SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, db).Scan(&collation)
+		err := s.db.QueryRowContext(ctx, `SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, tdb).Scan(&collation)
 		if err != nil {
 			return nil, unmodeled("the database's default charset is unknown")
 		}
@@ -116,9 +116,9 @@ func (s *Source) created(ctx context.Context, name string, stmt *ast.CreateTable
 }
 
 // altered applies ALTER TABLE's specifications, in order, to a copy of old. It
-// returns the new name of a RENAME TO among them ("" when none); the caller moves
-// the entry.
-func (s *Source) altered(old *tableInfo, stmt *ast.AlterTableStmt) (*tableInfo, string, error) {
+// returns the new name of a RENAME TO among them ("" when none; an unqualified
+// one is in db, the statement's default database); the caller moves the entry.
+func (s *Source) altered(old *tableInfo, db string, stmt *ast.AlterTableStmt) (*tableInfo, string, error) {
 	info := old.clone()
 	renameTo := ""
 	for _, spec := range stmt.Specs {
@@ -217,7 +217,7 @@ func (s *Source) altered(old *tableInfo, stmt *ast.AlterTableStmt) (*tableInfo, 
 		case ast.AlterTableDropPrimaryKey:
 			info.Table.Key = nil
 		case ast.AlterTableRenameTable:
-			renameTo = qualified(spec.NewTable, old.Table.Name)
+			renameTo = qualified(spec.NewTable, db)
 		case ast.AlterTableDropIndex, ast.AlterTableDropForeignKey, ast.AlterTableRenameIndex,
 			ast.AlterTableAlterColumn, ast.AlterTableLock, ast.AlterTableAlgorithm, ast.AlterTableForce,
 			ast.AlterTableEnableKeys, ast.AlterTableDisableKeys, ast.AlterTableIndexInvisible:
@@ -482,11 +482,10 @@ func intWidth(tp byte, unsigned bool) int {
 }
 
 // qualified returns "db.table" for a parsed table name; an unqualified one is in
-// the database of name (a "db.table" in the same statement).
-func qualified(tn *ast.TableName, name string) string {
-	db := tn.Schema.O
-	if db == "" {
-		db, _ = cdc.SplitName(name)
+// db, the statement's default database.
+func qualified(tn *ast.TableName, db string) string {
+	if tn.Schema.O != "" {
+		db = tn.Schema.O
 	}
 	return db + "." + tn.Name.O
 }

@@ -25,9 +25,9 @@ func parsedDDL(t *testing.T, st *streamer_, db, q string) (*tableInfo, error) {
 	}
 	switch x := stmt.(type) {
 	case *ast.CreateTableStmt:
-		return st.src.created(context.Background(), name, x, func(n string) (*tableInfo, bool) { ti, ok := st.tables[n]; return ti, ok })
+		return st.src.created(context.Background(), name, db, x, func(n string) (*tableInfo, bool) { ti, ok := st.tables[n]; return ti, ok })
 	case *ast.AlterTableStmt:
-		info, _, err := st.src.altered(st.tables[name], x)
+		info, _, err := st.src.altered(st.tables[name], db, x)
 		return info, err
 	}
 	t.Fatalf("%T", stmt)
@@ -83,7 +83,7 @@ func TestParsedDDLDescribesTablesAsInformationSchemaDoes(t *testing.T) {
 			aa enum('it''s', 'a\\b', 'c') CHARACTER SET latin1, ab set('x','y') NOT NULL DEFAULT 'x',
 			ac varchar(5) CHARACTER SET binary, ad time(6), ae timestamp NULL DEFAULT NULL,
 			af datetime NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, ag int UNIQUE,
-			ah int GENERATED ALWAYS AS (a + 1) VIRTUAL, ai serial,
+			ah int GENERATED ALWAYS AS (a + 1) VIRTUAL, ai serial, aj json,
 			PRIMARY KEY (w, z), KEY (b), UNIQUE KEY u (c, d)
 		) ENGINE=InnoDB DEFAULT CHARSET=latin1 COMMENT 'x'`,
 		"CREATE TABLE collated (id bigint unsigned PRIMARY KEY, a varchar(3), b text) COLLATE utf8mb4_unicode_ci",
@@ -111,6 +111,9 @@ func TestParsedDDLDescribesTablesAsInformationSchemaDoes(t *testing.T) {
 		"ALTER TABLE inherited ADD COLUMN ts timestamp, ADD ts6 timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
 		"ALTER TABLE more DROP COLUMN k, ADD COLUMN k2 datetime(3) AFTER j, MODIFY ab set('x','y','z')",
 		"ALTER TABLE `quoted``name` ADD `n``1` varchar(2)",
+		"ALTER ONLINE TABLE more ADD COLUMN online int",
+		"CREATE OR REPLACE TABLE inherited (id int PRIMARY KEY, r varchar(3) CHARACTER SET latin1 COLLATE latin1_general_ci)",
+		"CREATE TABLE liked LIKE inherited",
 	} {
 		check(q)
 	}

@@ -451,7 +451,7 @@ func (st *streamer_) ddl(ctx context.Context, ev *replication.BinlogEvent, db, q
 		}
 		var info *tableInfo
 		if err == nil {
-			info, err = st.src.created(ctx, name, create, func(n string) (*tableInfo, bool) { t, ok := st.tables[n]; return t, ok })
+			info, err = st.src.created(ctx, name, db, create, func(n string) (*tableInfo, bool) { t, ok := st.tables[n]; return t, ok })
 		}
 		if err != nil {
 			return st.fallback(ctx, name, err, func() error { return st.redescribe(ctx, name) })
@@ -466,7 +466,7 @@ func (st *streamer_) ddl(ctx context.Context, ev *replication.BinlogEvent, db, q
 			err = unmodeled("not an ALTER TABLE statement")
 		}
 		if err == nil && known {
-			info, to, err := st.src.altered(old, alter)
+			info, to, err := st.src.altered(old, db, alter)
 			if err == nil {
 				if to == "" || to == name {
 					st.install(name, info)
@@ -484,7 +484,7 @@ func (st *streamer_) ddl(ctx context.Context, ev *replication.BinlogEvent, db, q
 			// Not in the history: only a rename to a selected name matters.
 			for _, spec := range alter.Specs {
 				if spec.Tp == ast.AlterTableRenameTable {
-					return st.rename(ctx, []string{name, qualified(spec.NewTable, name)}, false)
+					return st.rename(ctx, []string{name, qualified(spec.NewTable, db)}, false)
 				}
 			}
 			return nil
