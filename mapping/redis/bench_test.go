@@ -18,6 +18,14 @@ func BenchmarkNewValues(b *testing.B) {
 	mappingtest.BenchmarkNewValues(b, s, 1000, 1)
 }
 
+// As BenchmarkNewValues, with a generator whose first candidate is nearly always
+// free (e-mail addresses, UUIDs): one claim per value.
+func BenchmarkNewWideValues(b *testing.B) {
+	s := open(b, testenv.Redis(b).URL(b))
+	b.Cleanup(func() { _ = s.Close() })
+	mappingtest.BenchmarkNewWideValues(b, s, 1000, 1)
+}
+
 // Four workers with batches of 1,000: the client's hashing overlaps the server's
 // scripts.
 func BenchmarkNewValuesParallel(b *testing.B) {
