@@ -142,3 +142,77 @@ func (k cacheKey) owned() cacheKey {
 	k.value = strings.Clone(k.value)
 	return k
 }
+
+// claimCache remembers candidates this process saw claimed, per namespace and
+// domain, so that later values skip them instead of asking the store to claim
+// them again: in a domain whose generator starts from a few thousand dictionary
+// words, nearly every new value would otherwise spend a failed claim (a store
+// write attempt) on a word taken long ago. It learns from store answers: the
+// candidates proposed before the one a value got were claimed.
+//
+// Skipping changes no guarantee: the store still arbitrates every claim, and a
+// value's mapping is still its forward entry. A claim released by Forget may be
+// skipped by other processes until they restart, which only means a new value
+// gets a later candidate (Mapper.Forget drops what this one saw in the domain). Two generations of at most claimCacheSize entries bound it.
+type claimCache struct {
+	mu        sync.RWMutex
+	cur, prev map[claimKey]struct{}
+}
+
+type claimKey struct {
+	scope          Scope
+	period, domain string
+	cand           string
+}
+
+const claimCacheSize = 32_768
+
+// has reports whether k was seen claimed. The caller holds mu, read-locked.
+func (c *claimCache) has(k claimKey) bool {
+	if _, ok := c.cur[k]; ok {
+		return true
+	}
+	_, ok := c.prev[k]
+	return ok
+}
+
+// add records keys as claimed.
+func (c *claimCache) add(keys []claimKey) {
+	if len(keys) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if c.cur == nil || len(c.cur) >= claimCacheSize {
+			c.prev, c.cur = c.cur, make(map[claimKey]struct{}, min(claimCacheSize, 1024))
+		}
+		c.cur[k] = struct{}{}
+	}
+}
+
+// purge forgets the claims of scope (of one period when period is set).
+func (c *claimCache) purge(scope Scope, period string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range []map[claimKey]struct{}{c.cur, c.prev} {
+		for k := range m {
+			if k.scope == scope && (period == "" || k.period == period) {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// forgetDomain forgets the claims of domain in every namespace.
+func (c *claimCache) forgetDomain(domain string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range []map[claimKey]struct{}{c.cur, c.prev} {
+		for k := range m {
+			if k.domain == domain {
+				delete(m, k)
+			}
+		}
+	}
+}

@@ -51,6 +51,7 @@ type Mapper struct {
 	max   int
 	// widths holds each domain's first-round window (domain → *atomic.Int32).
 	widths sync.Map
+	claims claimCache
 
 	hits, misses atomic.Uint64
 }
@@ -98,8 +99,9 @@ type miss struct {
 	ck    cacheKey
 	key   Key
 	seed  [32]byte
-	// lo, hi are the attempts the next round proposes.
-	lo, hi int
+	// lo is the next attempt to generate; want is how many candidates the next
+	// round proposes (0 before the first round).
+	lo, want int
 }
 
 // Resolve sets items[i].Out to the replacement of items[i].Value in its namespace
@@ -164,8 +166,10 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 	for j := range pending {
 		pending[j] = j
 	}
-	// Rounds propose attempts [lo, hi): the domain's first window (see width),
-	// then up to 20, 100, 500, … up to max.
+	// Rounds propose the domain's first window of candidates (see width), then
+	// 4 times as many as were generated so far (4, 16, 80, 400, … for a window
+	// of 4), up to max attempts. Candidates this Mapper saw claimed are skipped
+	// (see claimCache).
 	var tally widthTally
 	for round := 0; len(pending) > 0; round++ {
 		reqs, err := m.prepare(items, misses, pending)
@@ -179,19 +183,37 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 		if len(res) != len(reqs) {
 			return fmt.Errorf("mapping: store answered %d of %d requests", len(res), len(reqs))
 		}
+		var taken []claimKey
 		next := pending[:0] // reuses pending: next is written only behind the read index
 		for r, j := range pending {
 			mi := &misses[j]
+			req := &reqs[r]
 			if round == 0 {
-				tally.add(reqs[r].Domain, reqs[r].Candidates, res[r])
+				tally.add(req.Domain, req.Candidates, res[r])
+			}
+			// Candidates before the one the store returned were claimed by other
+			// values; all of them, when it returned none.
+			before := req.Candidates
+			if res[r].OK {
+				before = before[:0]
+				for p, c := range req.Candidates {
+					if c == res[r].Value {
+						before = req.Candidates[:p]
+						break
+					}
+				}
+			}
+			for _, c := range before {
+				taken = append(taken, claimKey{scope: req.NS.Scope, period: req.NS.Period, domain: req.Domain, cand: c})
 			}
 			if !res[r].OK {
-				mi.lo, mi.hi = mi.hi, min(max(mi.hi, m.first)*5, m.max)
+				mi.want = 4 * max(mi.lo, m.first)
 				next = append(next, j)
 				continue
 			}
 			m.settle(items, mi, res[r].Value)
 		}
+		m.claims.add(taken)
 		if round == 0 {
 			tally.apply(m)
 		}
@@ -201,7 +223,8 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 }
 
 // prepare builds the requests of the pending misses: their keys and seeds when
-// not yet computed, and the candidates of their current window.
+// not yet computed, and the next candidates of each, skipping those known to be
+// claimed.
 func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request, error) {
 	n := 0
 	for _, j := range pending {
@@ -211,25 +234,29 @@ func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request,
 			return nil, fmt.Errorf("mapping: domain %q: %d value(s) found no free replacement among %d candidates of generator %T; its output space is too small for this domain",
 				it.Domain, len(pending), m.max, it.Gen)
 		}
-		if mi.hi == 0 { // first round
+		if mi.want == 0 { // first round
 			mi.key = m.keyer.Key(it.Domain, it.Value)
 			m.keyer.seedTo(&mi.seed, it.NS, it.Domain, it.Value)
-			mi.hi = m.width(it.Domain)
+			mi.want = m.width(it.Domain)
 		}
-		n += mi.hi - mi.lo
+		n += min(mi.want, m.max-mi.lo)
 	}
 	reqs := make([]Request, len(pending))
-	slab := make([]string, n) // one allocation for the round's candidates
+	slab := make([]string, 0, n) // one allocation for the round's candidates
+	m.claims.mu.RLock()
+	defer m.claims.mu.RUnlock()
 	for r, j := range pending {
 		mi := &misses[j]
 		it := &items[mi.item]
-		w := mi.hi - mi.lo
-		cands := slab[:w:w]
-		slab = slab[w:]
-		for a := mi.lo; a < mi.hi; a++ {
-			cands[a-mi.lo] = it.Gen.Candidate(it.Value, mi.seed[:], a)
+		start := len(slab)
+		for ; mi.lo < m.max && len(slab)-start < mi.want; mi.lo++ {
+			c := it.Gen.Candidate(it.Value, mi.seed[:], mi.lo)
+			if m.claims.has(claimKey{scope: it.NS.Scope, period: it.NS.Period, domain: it.Domain, cand: c}) {
+				continue
+			}
+			slab = append(slab, c)
 		}
-		reqs[r] = Request{NS: it.NS, Domain: it.Domain, Key: mi.key, Candidates: cands}
+		reqs[r] = Request{NS: it.NS, Domain: it.Domain, Key: mi.key, Candidates: slab[start:len(slab):len(slab)]}
 	}
 	return reqs, nil
 }
@@ -354,8 +381,10 @@ func (m *Mapper) settle(items []Item, mi *miss, out string) {
 // Mapper doc about caches of other processes.
 func (m *Mapper) Forget(ctx context.Context, domain, value string) (int, error) {
 	n, err := m.store.Forget(ctx, domain, m.keyer.Key(domain, value))
-	// Evict even after an error: the store may have removed part of it.
+	// Evict even after an error: the store may have removed part of it. The
+	// released claim is unknown here, so every claim seen in domain is dropped.
 	m.cache.forget(domain, value)
+	m.claims.forgetDomain(domain)
 	return n, err
 }
 
@@ -364,5 +393,6 @@ func (m *Mapper) Forget(ctx context.Context, domain, value string) (int, error) 
 func (m *Mapper) Purge(ctx context.Context, scope Scope, period string) error {
 	err := m.store.Purge(ctx, scope, period)
 	m.cache.purge(scope, period)
+	m.claims.purge(scope, period)
 	return err
 }
