@@ -24,33 +24,50 @@ for p = 1, np do
   end
 end
 
+-- Per request, the forward key is written first with the first candidate, NX and
+-- GET: one command that reads an existing mapping or, for a new value, stores the
+-- likely answer; then the claims. A new value whose first candidate is free (the
+-- common case) costs two commands instead of a GET and two SETs. Nothing else
+-- runs inside the script, so no one sees the forward key before its claim.
 local out = {}
 local n = 0
 while i <= nargs do
   local p, k, nc = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
   local fwd = pre[p] .. 'f:' .. k
-  local v = redis.call('GET', fwd)
-  if not v then
+  local e = exp[p]
+  local v
+  if nc == 0 then
+    v = redis.call('GET', fwd)
+  elseif e > 0 then
+    v = redis.call('SET', fwd, ARGV[i], 'NX', 'GET', 'PXAT', e)
+  else
+    v = redis.call('SET', fwd, ARGV[i], 'NX', 'GET')
+  end
+  if not v and nc > 0 then
     v = false
     for c = i, i + nc - 1 do
       local cand = ARGV[c]
-      local rev = pre[p] .. 'r:' .. cand
       local claimed
-      if exp[p] > 0 then
-        claimed = redis.call('SET', rev, k, 'NX', 'PXAT', exp[p])
+      if e > 0 then
+        claimed = redis.call('SET', pre[p] .. 'r:' .. cand, k, 'NX', 'PXAT', e)
       else
-        claimed = redis.call('SET', rev, k, 'NX')
+        claimed = redis.call('SET', pre[p] .. 'r:' .. cand, k, 'NX')
       end
       if claimed then
-        if exp[p] > 0 then
-          redis.call('SET', fwd, cand, 'PXAT', exp[p])
-        else
-          redis.call('SET', fwd, cand)
+        if c > i then -- the forward key holds the first candidate
+          if e > 0 then
+            redis.call('SET', fwd, cand, 'PXAT', e)
+          else
+            redis.call('SET', fwd, cand)
+          end
         end
         v = cand
         break
       end
+    end
+    if not v then
+      redis.call('DEL', fwd)
     end
   end
   n = n + 1
