@@ -111,7 +111,7 @@ func TestParsedDDLDescribesTablesAsInformationSchemaDoes(t *testing.T) {
 		"ALTER TABLE inherited ADD COLUMN ts timestamp, ADD ts6 timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
 		"ALTER TABLE more DROP COLUMN k, ADD COLUMN k2 datetime(3) AFTER j, MODIFY ab set('x','y','z')",
 		"ALTER TABLE `quoted``name` ADD `n``1` varchar(2)",
-		"ALTER ONLINE TABLE more ADD COLUMN online int",
+		"ALTER ONLINE TABLE more ADD COLUMN online int, ADD fx fixed(5,1), ADD dc dec(4) unsigned zerofill",
 		"CREATE OR REPLACE TABLE inherited (id int PRIMARY KEY, r varchar(3) CHARACTER SET latin1 COLLATE latin1_general_ci)",
 		"CREATE TABLE liked LIKE inherited",
 	} {
@@ -136,6 +136,7 @@ func TestUnmodeledDDLIsReported(t *testing.T) {
 		"ALTER TABLE t ADD COLUMN n nchar(3)",
 		"ALTER TABLE t ADD COLUMN tx text(300)",
 		"ALTER TABLE t ADD COLUMN g point",
+		"ALTER TABLE t ADD COLUMN u uuid",
 		"CREATE TABLE t2 AS SELECT * FROM t",
 		"CREATE TABLE t2 LIKE elsewhere",
 	} {
