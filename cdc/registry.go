@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/understudy/understudy/internal/registry"
 )
@@ -25,6 +26,9 @@ type SourceOptions struct {
 	Tables   []string // selected tables, as written in the config
 	// Filters maps table → row predicate for snapshot pushdown; may be empty.
 	Filters map[string]RowFilter
+	// Log receives the source's notices (names and positions, never values);
+	// nil discards them.
+	Log *slog.Logger
 }
 
 // OpenFunc creates a Source; it must not connect (Source.Open does).

@@ -165,7 +165,11 @@ func (d *Deployment) Pipeline(ctx context.Context, name string) (*Pipeline, erro
 	if err != nil {
 		return nil, err
 	}
-	src, err := cdc.NewSource(ctx, cdc.SourceOptions{URL: spec.Source, Pipeline: spec.Name, Tables: spec.Tables, Filters: filters})
+	var srcLog *slog.Logger
+	if d.Log != nil {
+		srcLog = d.Log.With("pipeline", spec.Name)
+	}
+	src, err := cdc.NewSource(ctx, cdc.SourceOptions{URL: spec.Source, Pipeline: spec.Name, Tables: spec.Tables, Filters: filters, Log: srcLog})
 	if err != nil {
 		return nil, err
 	}

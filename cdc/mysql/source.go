@@ -122,7 +122,7 @@ func newSource(opts cdc.SourceOptions) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mysql source URL of pipeline %s: %w", opts.Pipeline, err)
 	}
-	return &Source{opts: opts, cfg: cfg, tables: map[string]*tableInfo{}, MaxBatch: 5000, ChunkRows: 100_000}, nil
+	return &Source{opts: opts, cfg: cfg, tables: map[string]*tableInfo{}, MaxBatch: 5000, ChunkRows: 100_000, Logger: opts.Log}, nil
 }
 
 // ParseURL turns "mysql://user:password@host:port/db?param=value" (or a
