@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -154,21 +155,48 @@ func (k cacheKey) owned() cacheKey {
 // value's mapping is still its forward entry. A claim released by Forget may be
 // skipped by other processes until they restart, which only means a new value
 // gets a later candidate (Mapper.Forget drops what this one saw in the domain). Two generations of at most claimCacheSize entries bound it.
+//
+// Entries are keyed by a 64-bit hash of (namespace, domain, candidate): a
+// collision can only make a free candidate look claimed, which, like a
+// released claim, costs nothing but the choice of a later candidate.
 type claimCache struct {
 	mu        sync.RWMutex
-	cur, prev map[claimKey]struct{}
+	seed      maphash.Seed
+	cur, prev map[uint64]claimSpace
 }
 
-type claimKey struct {
+// claimSpace is the namespace and domain of a remembered claim, for purge.
+type claimSpace struct {
 	scope          Scope
 	period, domain string
-	cand           string
+}
+
+// space returns the hash of (namespace, domain) that key extends with a
+// candidate.
+func (c *claimCache) space(sp claimSpace) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	writeLPHash(&h, string(sp.scope))
+	writeLPHash(&h, sp.period)
+	writeLPHash(&h, sp.domain)
+	return h.Sum64()
+}
+
+// key is the entry of cand in the space hashed as space.
+func (c *claimCache) key(space uint64, cand string) uint64 {
+	return maphash.String(c.seed, cand) ^ (space * 0x9E3779B97F4A7C15)
+}
+
+func writeLPHash(h *maphash.Hash, s string) {
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+	h.WriteString(s)
 }
 
 const claimCacheSize = 32_768
 
 // has reports whether k was seen claimed. The caller holds mu, read-locked.
-func (c *claimCache) has(k claimKey) bool {
+func (c *claimCache) has(k uint64) bool {
 	if _, ok := c.cur[k]; ok {
 		return true
 	}
@@ -176,18 +204,24 @@ func (c *claimCache) has(k claimKey) bool {
 	return ok
 }
 
-// add records keys as claimed.
-func (c *claimCache) add(keys []claimKey) {
-	if len(keys) == 0 {
+// claim is one candidate seen claimed, for add.
+type claim struct {
+	key   uint64
+	space claimSpace
+}
+
+// add records claims.
+func (c *claimCache) add(claims []claim) {
+	if len(claims) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, k := range keys {
+	for _, cl := range claims {
 		if c.cur == nil || len(c.cur) >= claimCacheSize {
-			c.prev, c.cur = c.cur, make(map[claimKey]struct{}, min(claimCacheSize, 1024))
+			c.prev, c.cur = c.cur, make(map[uint64]claimSpace, min(claimCacheSize, 1024))
 		}
-		c.cur[k] = struct{}{}
+		c.cur[cl.key] = cl.space
 	}
 }
 
@@ -195,9 +229,9 @@ func (c *claimCache) add(keys []claimKey) {
 func (c *claimCache) purge(scope Scope, period string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, m := range []map[claimKey]struct{}{c.cur, c.prev} {
-		for k := range m {
-			if k.scope == scope && (period == "" || k.period == period) {
+	for _, m := range []map[uint64]claimSpace{c.cur, c.prev} {
+		for k, sp := range m {
+			if sp.scope == scope && (period == "" || sp.period == period) {
 				delete(m, k)
 			}
 		}
@@ -208,9 +242,9 @@ func (c *claimCache) purge(scope Scope, period string) {
 func (c *claimCache) forgetDomain(domain string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, m := range []map[claimKey]struct{}{c.cur, c.prev} {
-		for k := range m {
-			if k.domain == domain {
+	for _, m := range []map[uint64]claimSpace{c.cur, c.prev} {
+		for k, sp := range m {
+			if sp.domain == domain {
 				delete(m, k)
 			}
 		}

@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,7 @@ type Mapper struct {
 	max   int
 	// widths holds each domain's first-round window (domain → *atomic.Int32).
 	widths sync.Map
-	claims claimCache
+	claims *claimCache
 
 	hits, misses atomic.Uint64
 }
@@ -71,11 +72,12 @@ func NewMapper(store Store, secret []byte, opts MapperOptions) *Mapper {
 	}
 	opts.FirstCandidates = min(opts.FirstCandidates, opts.MaxCandidates)
 	return &Mapper{
-		store: store,
-		keyer: NewKeyer(secret),
-		cache: newCache(opts.CacheSize),
-		first: opts.FirstCandidates,
-		max:   opts.MaxCandidates,
+		store:  store,
+		keyer:  NewKeyer(secret),
+		cache:  newCache(opts.CacheSize),
+		claims: &claimCache{seed: maphash.MakeSeed()},
+		first:  opts.FirstCandidates,
+		max:    opts.MaxCandidates,
 	}
 }
 
@@ -99,6 +101,7 @@ type miss struct {
 	ck    cacheKey
 	key   Key
 	seed  [32]byte
+	space uint64 // the claim cache's hash of (namespace, domain)
 	// lo is the next attempt to generate; want is how many candidates the next
 	// round proposes (0 before the first round).
 	lo, want int
@@ -183,7 +186,7 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 		if len(res) != len(reqs) {
 			return fmt.Errorf("mapping: store answered %d of %d requests", len(res), len(reqs))
 		}
-		var taken []claimKey
+		var taken []claim
 		next := pending[:0] // reuses pending: next is written only behind the read index
 		for r, j := range pending {
 			mi := &misses[j]
@@ -203,8 +206,11 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 					}
 				}
 			}
-			for _, c := range before {
-				taken = append(taken, claimKey{scope: req.NS.Scope, period: req.NS.Period, domain: req.Domain, cand: c})
+			if len(before) > 0 {
+				sp := claimSpace{scope: req.NS.Scope, period: req.NS.Period, domain: req.Domain}
+				for _, c := range before {
+					taken = append(taken, claim{key: m.claims.key(mi.space, c), space: sp})
+				}
 			}
 			if !res[r].OK {
 				mi.want = 4 * max(mi.lo, m.first)
@@ -236,6 +242,7 @@ func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request,
 		}
 		if mi.want == 0 { // first round
 			mi.key = m.keyer.Key(it.Domain, it.Value)
+			mi.space = m.claims.space(claimSpace{scope: it.NS.Scope, period: it.NS.Period, domain: it.Domain})
 			m.keyer.seedTo(&mi.seed, it.NS, it.Domain, it.Value)
 			mi.want = m.width(it.Domain)
 		}
@@ -251,7 +258,7 @@ func (m *Mapper) prepare(items []Item, misses []miss, pending []int) ([]Request,
 		start := len(slab)
 		for ; mi.lo < m.max && len(slab)-start < mi.want; mi.lo++ {
 			c := it.Gen.Candidate(it.Value, mi.seed[:], mi.lo)
-			if m.claims.has(claimKey{scope: it.NS.Scope, period: it.NS.Period, domain: it.Domain, cand: c}) {
+			if m.claims.has(m.claims.key(mi.space, c)) {
 				continue
 			}
 			slab = append(slab, c)
