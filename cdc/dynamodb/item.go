@@ -211,7 +211,8 @@ func document(av ddb.AttributeValue) (any, error) {
 // Decimal returns DynamoDB number text in exact plain notation: no exponent, no
 // leading zeros, no trailing fractional zeros, "0" for any zero.
 func Decimal(s string) (cdc.Decimal, error) {
-	bad := func() (cdc.Decimal, error) { return "", fmt.Errorf("invalid number %q", s) }
+	// The error describes the text, never quotes it: it is a production value.
+	bad := func() (cdc.Decimal, error) { return "", fmt.Errorf("invalid number (%d characters)", len(s)) }
 	t := strings.TrimSpace(s)
 	neg := false
 	if t != "" && (t[0] == '-' || t[0] == '+') {
