@@ -290,8 +290,9 @@ func (m *Mapper) width(domain string) int {
 	return m.first
 }
 
-// widthTally counts, per domain, at which attempt the first round's values
-// were resolved.
+// widthTally counts, per domain, which of their proposed candidates the first
+// round's values got (known-claimed candidates are not proposed, so the count is
+// of candidates that may be free).
 type widthTally struct {
 	last    *domainTally
 	domains []*domainTally
@@ -300,7 +301,7 @@ type widthTally struct {
 type domainTally struct {
 	domain string
 	window int     // the window proposed (the first request's)
-	at     [64]int // values resolved by attempt a (a < window)
+	at     [64]int // values that got their a-th proposed candidate (a < window)
 	out    int     // values that needed more than the window
 }
 
