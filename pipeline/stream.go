@@ -82,7 +82,9 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		if err := ap.submit(ctx, job{changes: out, read: len(pending), commit: commit, commitTime: commitTime, start: start}); err != nil {
 			return err
 		}
-		pending, commit = pending[:0], nil
+		// A fresh slice: the job may alias pending (a Transformer may return
+		// its input), and the applier reads it while the next batch gathers.
+		pending, commit = nil, nil
 		return nil
 	}
 
