@@ -257,16 +257,23 @@ pipelines:
 
 	load := e.start("load", "--workers", "1")
 	var st loadStatus
-	waitFor(t, 2*time.Minute, "a load checkpoint with a segment part-way done", load, func() bool {
+	waitFor(t, 2*time.Minute, "a load checkpoint with a segment done and one part-way", load, func() bool {
 		var err error
 		st, err = e.status()
-		return err == nil && st.State == "loading" && strings.Contains(st.Detail, "part-way")
+		return err == nil && st.State == "loading" && st.done >= 1 && strings.Contains(st.Detail, "part-way")
 	})
 	load.kill9(t)
-	if st.done >= st.total {
-		t.Fatalf("every segment was done before the kill (%s)", st.Detail)
+	// The segment seen part-way may have finished before the kill landed; what
+	// the restart must do follows from the checkpoint the kill left.
+	after, err := e.status()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("killed the load at %s; target had %d of %d items", st.Detail, ddbCount(test, "ledger"), items)
+	if after.State != "loading" || after.done >= after.total {
+		t.Fatalf("after kill -9 the checkpoint says %s (%s): the load was not interrupted", after.State, after.Detail)
+	}
+	partWay := strings.Contains(after.Detail, "part-way")
+	t.Logf("killed the load at %s; target had %d of %d items", after.Detail, ddbCount(test, "ledger"), items)
 
 	// The killed load's lock is a lease in DynamoDB that outlives it by up to
 	// 30 s; the new load sees its holder was a process of this host that is gone
@@ -278,8 +285,16 @@ pipelines:
 	if !strings.Contains(errOut, "waiting for its lease to expire") {
 		t.Errorf("the restarted load did not say it waits for the dead load's lock:\n%s", tail(errOut))
 	}
-	if !strings.Contains(errOut, "resuming initial load") || !strings.Contains(errOut, "resuming a chunk part-way") {
-		t.Errorf("the restarted load did not resume finished and part-way segments:\n%s", tail(errOut))
+	if after.done > 0 && !strings.Contains(errOut, "resuming initial load") {
+		t.Errorf("the restarted load did not resume from the finished segments:\n%s", tail(errOut))
+	}
+	if partWay && !strings.Contains(errOut, "resuming a chunk part-way") {
+		t.Errorf("the checkpoint held a part-way segment but the restarted load did not resume it:\n%s", tail(errOut))
+	}
+	if !partWay {
+		// cdc/dynamodb's TestScanSegmentResumesFromCursor and pipeline's
+		// TestLoadResumesInsideAChunk cover the cursor deterministically.
+		t.Log("the kill landed between segments; this run checked the resume from finished segments only")
 	}
 	if got := ddbCount(test, "ledger"); got != items {
 		t.Errorf("target has %d items, production %d", got, items)

@@ -12,8 +12,8 @@ import (
 	"github.com/understudy/understudy/checkpoint"
 )
 
-// cursorSaveInterval bounds how often a load saves chunk cursors alone (a
-// finished chunk always saves).
+// cursorSaveInterval bounds how often a load saves the cursors of chunks that
+// already have one (a chunk's first cursor and a finished chunk always save).
 var cursorSaveInterval = 2 * time.Second
 
 // load snapshots every selected table in parallel chunks and returns the
@@ -122,8 +122,11 @@ func (p *Pipeline) load(ctx context.Context, cp checkpoint.Checkpoint) (checkpoi
 		if cp.Load.Cursors[c.Table] == nil {
 			cp.Load.Cursors[c.Table] = map[string][]byte{}
 		}
+		_, had := cp.Load.Cursors[c.Table][c.ID]
 		cp.Load.Cursors[c.Table][c.ID] = sealed
-		if time.Since(lastSave) < cursorSaveInterval {
+		// A chunk's first cursor is saved at once, later ones at most every
+		// cursorSaveInterval: a chunk gets a resume point as soon as it has one.
+		if had && time.Since(lastSave) < cursorSaveInterval {
 			return nil
 		}
 		lastSave = time.Now()
