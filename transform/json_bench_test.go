@@ -82,7 +82,7 @@ func BenchmarkJSONScan(b *testing.B) {
 	b.ReportAllocs()
 	var s jsonScan // reused, as the pool does
 	for range b.N {
-		s.data, s.edits, s.stack = doc, s.edits[:0], s.stack[:0]
+		s.Data, s.edits, s.stack = doc, s.edits[:0], s.stack[:0]
 		s.match(0, cur)
 		if len(s.edits) != 2 {
 			b.Fatal(s.edits)

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"encoding/json"
+	"github.com/understudy/understudy/internal/jsonscan"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -49,11 +50,10 @@ type cursor struct {
 // jsonScan walks one document's bytes. fail: invalid JSON or too deep; tree: a
 // rule the splice does not handle.
 type jsonScan struct {
-	data       []byte
-	edits      []jsonEdit
-	stack      []cursor // the cursors of every level being scanned
-	depth      int
-	fail, tree bool
+	jsonscan.Scanner
+	edits []jsonEdit
+	stack []cursor // the cursors of every level being scanned
+	tree  bool
 }
 
 // scans recycles jsonScan scratch space (edits, cursor stacks) across documents.
@@ -72,16 +72,16 @@ type splicedDoc struct {
 func (b *batch) jsonSplice(c *colPlan, v any, raw []byte, tgt target, ent *entity) (bool, error) {
 	s := scans.Get().(*jsonScan)
 	defer func() {
-		s.data, s.edits, s.stack = nil, s.edits[:0], s.stack[:0]
+		s.Data, s.edits, s.stack = nil, s.edits[:0], s.stack[:0]
 		scans.Put(s)
 	}()
-	s.data, s.depth, s.fail, s.tree = raw, 0, false, false
+	s.Scanner, s.tree = jsonscan.Scanner{Data: raw, MaxDepth: maxSpliceDepth}, false
 	for i := range c.paths {
 		s.stack = append(s.stack, cursor{steps: c.paths[i].steps, rule: &c.paths[i].rule})
 	}
 	// One pass over the document serves every path and validates all of it.
-	end := s.ws(s.match(s.ws(0), s.stack))
-	if s.fail || s.tree || end != len(raw) {
+	end := s.WS(s.match(s.WS(0), s.stack))
+	if s.Fail || s.tree || end != len(raw) {
 		return false, nil
 	}
 	if len(s.edits) == 0 {
@@ -155,9 +155,9 @@ func (d *jsonDoc) spliced() ([]byte, error) {
 // edits of those whose path ends here, moves the others into its members or
 // elements, and returns the end of the value (all of which it validates).
 func (s *jsonScan) match(i int, cur []cursor) int {
-	if s.fail || i >= len(s.data) {
-		s.fail = true
-		return len(s.data)
+	if s.Fail || i >= len(s.Data) {
+		s.Fail = true
+		return len(s.Data)
 	}
 	deeper := false
 	for _, c := range cur {
@@ -167,15 +167,15 @@ func (s *jsonScan) match(i int, cur []cursor) int {
 		}
 	}
 	var end int
-	switch c := s.data[i]; {
+	switch c := s.Data[i]; {
 	case deeper && c == '{':
 		end = s.matchObject(i, cur)
 	case deeper && c == '[':
 		end = s.matchArray(i, cur)
 	default:
-		end = s.skip(i)
+		end = s.Skip(i)
 	}
-	if s.fail {
+	if s.Fail {
 		return end
 	}
 	for _, c := range cur {
@@ -189,27 +189,27 @@ func (s *jsonScan) match(i int, cur []cursor) int {
 // matchObject is match for an object: each member's value gets the cursors
 // whose next step takes them there.
 func (s *jsonScan) matchObject(i int, cur []cursor) int {
-	if s.depth++; s.depth > maxSpliceDepth {
-		s.fail = true
-		return len(s.data)
+	if s.Depth++; s.Depth > maxSpliceDepth {
+		s.Fail = true
+		return len(s.Data)
 	}
-	d := s.data
-	i = s.ws(i + 1)
+	d := s.Data
+	i = s.WS(i + 1)
 	if i < len(d) && d[i] == '}' {
-		s.depth--
+		s.Depth--
 		return i + 1
 	}
 	for {
 		if i >= len(d) || d[i] != '"' {
 			break
 		}
-		kend := s.str(i)
+		kend := s.Str(i)
 		key := d[i:kend]
-		i = s.ws(kend)
-		if s.fail || i >= len(d) || d[i] != ':' {
+		i = s.WS(kend)
+		if s.Fail || i >= len(d) || d[i] != ':' {
 			break
 		}
-		i = s.ws(i + 1)
+		i = s.WS(i + 1)
 		base := len(s.stack)
 		name := memberName(key)
 		for _, c := range cur {
@@ -234,23 +234,23 @@ func (s *jsonScan) matchObject(i int, cur []cursor) int {
 			i = s.match(i, s.stack[base:])
 			s.stack = s.stack[:base]
 		} else {
-			i = s.skip(i)
+			i = s.Skip(i)
 		}
-		i = s.ws(i)
-		if s.fail || i >= len(d) {
+		i = s.WS(i)
+		if s.Fail || i >= len(d) {
 			break
 		}
 		if d[i] == ',' {
-			i = s.ws(i + 1)
+			i = s.WS(i + 1)
 			continue
 		}
 		if d[i] == '}' {
-			s.depth--
+			s.Depth--
 			return i + 1
 		}
 		break
 	}
-	s.fail = true
+	s.Fail = true
 	return len(d)
 }
 
@@ -260,20 +260,20 @@ func (s *jsonScan) matchArray(i int, cur []cursor) int {
 	for _, c := range cur {
 		if len(c.steps) > 0 && c.steps[0].kind == stepIndex && c.steps[0].idx < 0 {
 			n = s.count(i)
-			if s.fail {
-				return len(s.data)
+			if s.Fail {
+				return len(s.Data)
 			}
 			break
 		}
 	}
-	if s.depth++; s.depth > maxSpliceDepth {
-		s.fail = true
-		return len(s.data)
+	if s.Depth++; s.Depth > maxSpliceDepth {
+		s.Fail = true
+		return len(s.Data)
 	}
-	d := s.data
-	i = s.ws(i + 1)
+	d := s.Data
+	i = s.WS(i + 1)
 	if i < len(d) && d[i] == ']' {
-		s.depth--
+		s.Depth--
 		return i + 1
 	}
 	for k := 0; ; k++ {
@@ -297,30 +297,30 @@ func (s *jsonScan) matchArray(i int, cur []cursor) int {
 			i = s.match(i, s.stack[base:])
 			s.stack = s.stack[:base]
 		} else {
-			i = s.skip(i)
+			i = s.Skip(i)
 		}
-		i = s.ws(i)
-		if s.fail || i >= len(d) {
+		i = s.WS(i)
+		if s.Fail || i >= len(d) {
 			break
 		}
 		if d[i] == ',' {
-			i = s.ws(i + 1)
+			i = s.WS(i + 1)
 			continue
 		}
 		if d[i] == ']' {
-			s.depth--
+			s.Depth--
 			return i + 1
 		}
 		break
 	}
-	s.fail = true
+	s.Fail = true
 	return len(d)
 }
 
 // count returns the number of elements of the array at i.
 func (s *jsonScan) count(i int) int {
 	n := 0
-	s.elements(i, func(_, v int) int { n++; return s.skip(v) })
+	s.elements(i, func(_, v int) int { n++; return s.Skip(v) })
 	return n
 }
 
@@ -337,7 +337,7 @@ func (s *jsonScan) node(start, end int, rule *colPlan) {
 		s.edits = append(s.edits, jsonEdit{start: start, end: end, rule: rule})
 		return
 	}
-	switch s.data[start] {
+	switch s.Data[start] {
 	case 'n':
 		return // JSON null stays null
 	case '{', '[':
@@ -346,11 +346,11 @@ func (s *jsonScan) node(start, end int, rule *colPlan) {
 		}
 		// replace, hash, date_shift: every scalar leaf below.
 		each := func(v int) int {
-			e := s.skip(v)
+			e := s.Skip(v)
 			s.node(v, e, rule)
 			return e
 		}
-		if s.data[start] == '{' {
+		if s.Data[start] == '{' {
 			s.members(start, each)
 		} else {
 			s.elements(start, func(_, v int) int { return each(v) })
@@ -396,236 +396,56 @@ func decodeKey(raw []byte) string {
 // the value's end. It returns the object's end. It serves node and
 // count; matchObject and skip are the validating loops.
 func (s *jsonScan) members(i int, fn func(v int) int) int {
-	d := s.data
-	i = s.ws(i + 1)
+	d := s.Data
+	i = s.WS(i + 1)
 	if i < len(d) && d[i] == '}' {
 		return i + 1
 	}
-	for !s.fail && i < len(d) && d[i] == '"' {
-		i = s.ws(s.str(i))
-		if s.fail || i >= len(d) || d[i] != ':' {
+	for !s.Fail && i < len(d) && d[i] == '"' {
+		i = s.WS(s.Str(i))
+		if s.Fail || i >= len(d) || d[i] != ':' {
 			break
 		}
-		i = s.ws(fn(s.ws(i + 1)))
-		if s.fail || i >= len(d) {
+		i = s.WS(fn(s.WS(i + 1)))
+		if s.Fail || i >= len(d) {
 			break
 		}
 		switch d[i] {
 		case '}':
 			return i + 1
 		case ',':
-			i = s.ws(i + 1)
+			i = s.WS(i + 1)
 			continue
 		}
 		break
 	}
-	s.fail = true
+	s.Fail = true
 	return len(d)
 }
 
 // elements calls fn(index, valueStart) for each element of the array at i.
 func (s *jsonScan) elements(i int, fn func(n, v int) int) int {
-	d := s.data
-	i = s.ws(i + 1)
+	d := s.Data
+	i = s.WS(i + 1)
 	if i < len(d) && d[i] == ']' {
 		return i + 1
 	}
-	for n := 0; !s.fail; n++ {
-		i = s.ws(fn(n, i))
-		if s.fail || i >= len(d) {
+	for n := 0; !s.Fail; n++ {
+		i = s.WS(fn(n, i))
+		if s.Fail || i >= len(d) {
 			break
 		}
 		switch d[i] {
 		case ']':
 			return i + 1
 		case ',':
-			i = s.ws(i + 1)
+			i = s.WS(i + 1)
 			continue
 		}
 		break
 	}
-	s.fail = true
+	s.Fail = true
 	return len(d)
-}
-
-// skip validates the value at i and returns its end.
-func (s *jsonScan) skip(i int) int {
-	d := s.data
-	if s.fail || i >= len(d) {
-		s.fail = true
-		return len(d)
-	}
-	switch c := d[i]; {
-	case c == '"':
-		return s.str(i)
-	case c == '-' || c >= '0' && c <= '9':
-		return s.number(i)
-	case c == '{':
-		if s.depth++; s.depth > maxSpliceDepth {
-			break
-		}
-		i = s.ws(i + 1)
-		if i < len(d) && d[i] == '}' {
-			s.depth--
-			return i + 1
-		}
-		for i < len(d) && d[i] == '"' {
-			i = s.ws(s.str(i))
-			if s.fail || i >= len(d) || d[i] != ':' {
-				break
-			}
-			i = s.ws(s.skip(s.ws(i + 1)))
-			if s.fail || i >= len(d) {
-				break
-			}
-			if d[i] == ',' {
-				i = s.ws(i + 1)
-				continue
-			}
-			if d[i] == '}' {
-				s.depth--
-				return i + 1
-			}
-			break
-		}
-	case c == '[':
-		if s.depth++; s.depth > maxSpliceDepth {
-			break
-		}
-		i = s.ws(i + 1)
-		if i < len(d) && d[i] == ']' {
-			s.depth--
-			return i + 1
-		}
-		for {
-			i = s.ws(s.skip(i))
-			if s.fail || i >= len(d) {
-				break
-			}
-			if d[i] == ',' {
-				i = s.ws(i + 1)
-				continue
-			}
-			if d[i] == ']' {
-				s.depth--
-				return i + 1
-			}
-			break
-		}
-	case c == 't':
-		return s.literal(i, "true")
-	case c == 'f':
-		return s.literal(i, "false")
-	case c == 'n':
-		return s.literal(i, "null")
-	}
-	s.fail = true
-	return len(d)
-}
-
-func (s *jsonScan) ws(i int) int {
-	for i < len(s.data) {
-		switch s.data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-func (s *jsonScan) literal(i int, lit string) int {
-	if len(s.data)-i >= len(lit) && string(s.data[i:i+len(lit)]) == lit {
-		return i + len(lit)
-	}
-	s.fail = true
-	return len(s.data)
-}
-
-// str validates the string at i (data[i] == '"') and returns its end.
-func (s *jsonScan) str(i int) int {
-	d := s.data
-	for j := i + 1; j < len(d); {
-		switch c := d[j]; {
-		case c == '"':
-			return j + 1
-		case c == '\\':
-			if j+1 >= len(d) {
-				s.fail = true
-				return len(d)
-			}
-			switch d[j+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j += 2
-			case 'u':
-				if j+6 > len(d) || !isHex(d[j+2]) || !isHex(d[j+3]) || !isHex(d[j+4]) || !isHex(d[j+5]) {
-					s.fail = true
-					return len(d)
-				}
-				j += 6
-			default:
-				s.fail = true
-				return len(d)
-			}
-		case c < 0x20:
-			s.fail = true
-			return len(d)
-		default:
-			j++
-		}
-	}
-	s.fail = true
-	return len(d)
-}
-
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
-
-// number validates the number at i (JSON's grammar) and returns its end.
-func (s *jsonScan) number(i int) int {
-	end, ok := numberEnd(s.data, i)
-	if !ok {
-		s.fail = true
-		return len(s.data)
-	}
-	return end
-}
-
-func numberEnd(d []byte, i int) (int, bool) {
-	digits := func(i int) (int, bool) {
-		j := i
-		for j < len(d) && d[j] >= '0' && d[j] <= '9' {
-			j++
-		}
-		return j, j > i
-	}
-	if i < len(d) && d[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && d[i] >= '1' && d[i] <= '9':
-		i, _ = digits(i)
-	default:
-		return i, false
-	}
-	var ok bool
-	if i < len(d) && d[i] == '.' {
-		if i, ok = digits(i + 1); !ok {
-			return i, false
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i, ok = digits(i); !ok {
-			return i, false
-		}
-	}
-	return i, true
 }
 
 // plainString reports whether a string's content (between the quotes) decodes to
@@ -705,7 +525,7 @@ func appendJSON(out []byte, v any) ([]byte, error) {
 			return append(out, '"'), nil
 		}
 	case json.Number:
-		if end, ok := numberEnd([]byte(x), 0); ok && end == len(x) {
+		if end, ok := jsonscan.NumberEnd([]byte(x), 0); ok && end == len(x) {
 			return append(out, x...), nil
 		}
 	}

@@ -3,6 +3,7 @@ package transform
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/understudy/understudy/internal/jsonscan"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -189,9 +190,9 @@ func TestJSONScanValidatesLikeEncodingJSON(t *testing.T) {
 	}
 	check := func(b []byte) {
 		for _, cur := range cursors {
-			s := jsonScan{data: b}
-			end := s.ws(s.match(s.ws(0), cur))
-			got := !s.fail && end == len(b)
+			s := jsonScan{Scanner: jsonscan.Scanner{Data: b}}
+			end := s.WS(s.match(s.WS(0), cur))
+			got := !s.Fail && end == len(b)
 			if want := json.Valid(b); got != want {
 				t.Fatalf("%q: scanner says valid=%v, encoding/json %v", b, got, want)
 			}
