@@ -22,6 +22,9 @@ import (
 	"github.com/understudy/understudy/transform"
 )
 
+// MinMappingCache is the smallest mapping_cache accepted.
+const MinMappingCache = 1000
+
 // Config is one understudy deployment, as read from its YAML file. After Parse every
 // default is filled in, so callers never look at an empty field for "unset".
 type Config struct {
@@ -36,6 +39,11 @@ type Config struct {
 	// file: path is resolved against the config file's directory, so the store
 	// stays put whatever directory understudy is started from.
 	Mappings string
+	// MappingCache bounds the in-process cache of mappings, in entries (about
+	// 200 bytes each); 0 takes mapping.DefaultCacheSize. A stream whose rows
+	// carry more distinct sensitive values than fit goes to the store for most of
+	// them, so size it to the distinct values of the rows that change.
+	MappingCache int
 	// Checkpoints is the default checkpoint store URL of every pipeline: as Mappings,
 	// or "target" to keep checkpoints in the target's own transaction (Postgres and
 	// MySQL targets only), which makes applying a batch exactly-once. Empty when

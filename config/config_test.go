@@ -410,7 +410,7 @@ pipelines:
 `, defaultEnv)
 	wantLines(t, msg, map[int][]string{
 		2: {"understudy.yaml:2: unknown field 'secert'; did you mean 'secret'?"},
-		3: {"unknown field 'colour'; known fields: secret, mappings, checkpoints, unclassified, metrics, run_id, pipelines"},
+		3: {"unknown field 'colour'; known fields: secret, mappings, mapping_cache, checkpoints, unclassified, metrics, run_id, pipelines"},
 		5: {"pipelines[0]: tables is required"},
 		8: {"pipelines[0]: unknown field 'tabels'; did you mean 'tables'?"},
 	})
@@ -880,5 +880,27 @@ pipelines:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}
+	}
+}
+
+func TestMappingCache(t *testing.T) {
+	base := `secret: ${UNDERSTUDY_SECRET}
+pipelines:
+  - name: bank
+    source: postgres://prod/bank
+    target: postgres://test/bank
+    tables: [t]
+`
+	if cfg := parseOK(t, base, defaultEnv); cfg.MappingCache != 0 {
+		t.Errorf("unset mapping_cache = %d, want 0 (the Mapper's default)", cfg.MappingCache)
+	}
+	for src, want := range map[string]int{"2000000": 2_000_000, "1_500_000": 1_500_000} {
+		if cfg := parseOK(t, "mapping_cache: "+src+"\n"+base, defaultEnv); cfg.MappingCache != want {
+			t.Errorf("mapping_cache: %s = %d, want %d", src, cfg.MappingCache, want)
+		}
+	}
+	for _, bad := range []string{"lots", "10", "-5"} {
+		msg := parseErr(t, "mapping_cache: "+bad+"\n"+base, defaultEnv)
+		wantLines(t, msg, map[int][]string{1: {"understudy.yaml:1: mapping_cache: ", "is not a number of entries ≥ 1000"}})
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 // The field names of each mapping, for unknown-field errors and suggestions.
 var (
-	topFields      = []string{"secret", "mappings", "checkpoints", "unclassified", "metrics", "run_id", "pipelines"}
+	topFields      = []string{"secret", "mappings", "mapping_cache", "checkpoints", "unclassified", "metrics", "run_id", "pipelines"}
 	pipelineFields = []string{"name", "source", "target", "tables", "rules", "where", "unclassified", "checkpoints", "publish"}
 )
 
@@ -114,6 +114,15 @@ func (p *parser) parse(data []byte) *Config {
 		case "mappings":
 			if s, ok := p.str(v, key); ok && s.s != "" {
 				cfg.Mappings = p.kvStore(s, key, false)
+			}
+		case "mapping_cache":
+			if s, ok := p.str(v, key); ok && s.s != "" {
+				n, err := strconv.Atoi(strings.ReplaceAll(s.s, "_", ""))
+				if err != nil || n < MinMappingCache {
+					p.add(s.line, key, "%s is not a number of entries ≥ %d; write e.g. `mapping_cache: 1000000` (about 200 MB)", s.show(), MinMappingCache)
+				} else {
+					cfg.MappingCache = n
+				}
 			}
 		case "checkpoints":
 			checkpointsLine = k.Line

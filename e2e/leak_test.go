@@ -150,8 +150,11 @@ func leakScenario(t *testing.T, redisURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(metrics, "understudy_changes_applied_total") {
-		t.Errorf("/metrics lacks understudy_changes_applied_total:\n%s", tail(metrics))
+	for _, series := range []string{"understudy_changes_applied_total", `understudy_stage_busy_seconds_total{pipeline="leak",stage="apply"}`,
+		`understudy_stage_busy_seconds_total{pipeline="leak",stage="transform"}`} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s:\n%s", series, tail(metrics))
+		}
 	}
 	if found := c.find([]byte(metrics)); len(found) > 0 {
 		t.Errorf("/metrics holds canaries %v", found)

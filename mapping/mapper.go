@@ -11,17 +11,21 @@ import (
 
 // Defaults for MapperOptions.
 const (
-	DefaultCacheSize       = 250_000
+	DefaultCacheSize       = 1_000_000
 	DefaultFirstCandidates = 4
 	DefaultMaxCandidates   = 2_000
 )
 
 // MapperOptions tunes a Mapper. Zero values take the defaults.
 type MapperOptions struct {
-	// CacheSize bounds the in-process cache, in entries (default 250,000: about
-	// 150 bytes each plus the value's length, so tens of MB). Values that recur
-	// (names, cities) stay cached; one-off values (e-mail addresses of a bulk
-	// load) pass through it without growing memory with the table.
+	// CacheSize bounds the in-process cache, in entries (default 1,000,000:
+	// about 200 bytes each with values of e-mail length, so up to ~200 MB). The
+	// cache must hold the distinct values a stream cycles through: a change
+	// stream over 200,000 rows with a distinct e-mail and surname each touches
+	// 400,000 values, and with a cache of 250,000 nearly every one of them missed
+	// (generational eviction, like LRU, keeps nothing of a cycle larger than
+	// itself) and cost a store read. One-off values (e-mail addresses of a bulk
+	// load) fill it up to the bound, never beyond.
 	CacheSize int
 	// FirstCandidates is how many candidates the first store round trip proposes
 	// per value at most (default 4). More costs generator time and bandwidth on

@@ -78,7 +78,7 @@ func (d *Deployment) Mapper(ctx context.Context) (*mapping.Mapper, error) {
 		return nil, fmt.Errorf("mapping store %s: %w", config.Redacted(d.Config.Mappings), err)
 	}
 	d.mappings = store
-	d.mapper = mapping.NewMapper(store, []byte(d.Config.Secret), mapping.MapperOptions{})
+	d.mapper = mapping.NewMapper(store, []byte(d.Config.Secret), mapping.MapperOptions{CacheSize: d.Config.MappingCache})
 	return d.mapper, nil
 }
 

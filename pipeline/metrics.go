@@ -23,6 +23,7 @@ type Metrics struct {
 	snapDone  *prometheus.GaugeVec
 	snapTotal *prometheus.GaugeVec
 	lastApply *prometheus.GaugeVec
+	stageSec  *prometheus.CounterVec
 	nonJSON   *nonJSONCollector
 }
 
@@ -48,11 +49,15 @@ func NewMetrics() *Metrics {
 			Name: "understudy_snapshot_chunks_total", Help: "Snapshot chunks planned."}, []string{"pipeline", "table"}),
 		lastApply: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "understudy_last_apply_timestamp_seconds", Help: "Unix time of the last applied batch."}, []string{"pipeline"}),
+		stageSec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "understudy_stage_busy_seconds_total",
+			Help: "Seconds the stream spent transforming batches (stage=transform) and writing them with their checkpoint (stage=apply); the stages overlap, so the one whose rate nears 1 limits throughput."},
+			[]string{"pipeline", "stage"}),
 		nonJSON: &nonJSONCollector{by: map[string]*nonJSONSeries{}, desc: prometheus.NewDesc("understudy_non_json_messages_total",
 			"Message values that were not JSON, by the source's non_json policy: drop (skipped) or pass (forwarded; json rules hash them whole).",
 			[]string{"pipeline", "policy"}, nil)},
 	}
-	r.MustRegister(m.changes, m.filtered, m.lagSec, m.batchSec, m.snapRows, m.snapDone, m.snapTotal, m.lastApply, m.nonJSON,
+	r.MustRegister(m.changes, m.filtered, m.lagSec, m.batchSec, m.snapRows, m.snapDone, m.snapTotal, m.lastApply, m.stageSec, m.nonJSON,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +77,13 @@ func (m *Metrics) applied(pipeline string, n, filtered int, d time.Duration) {
 	}
 	m.batchSec.WithLabelValues(pipeline).Observe(d.Seconds())
 	m.lastApply.WithLabelValues(pipeline).SetToCurrentTime()
+}
+
+func (m *Metrics) stageBusy(pipeline, stage string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.stageSec.WithLabelValues(pipeline, stage).Add(d.Seconds())
 }
 
 func (m *Metrics) lag(pipeline string, commit time.Time) {

@@ -53,6 +53,7 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 	defer ap.abort()
 
 	p.log().Info("streaming", "checkpoint_seq", cp.Seq)
+	p.streamStart = time.Now()
 	// Streaming counts as working (for Run's retry policy) once the source has
 	// sent a batch or run for streamWorks without failing: an error before that is
 	// a setup problem (permissions, a slot held elsewhere) that retrying won't fix.
@@ -76,6 +77,7 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 		}
 		start := time.Now()
 		out, err := p.Transform.Changes(ctx, pending)
+		p.stageBusy(stageTransform, time.Since(start))
 		if err != nil {
 			return err
 		}
@@ -177,8 +179,24 @@ func (p *Pipeline) finish(ctx context.Context, flush func(context.Context) error
 	if err != nil {
 		return fmt.Errorf("final flush on stop: %w", err)
 	}
-	p.log().Info("stopped cleanly")
+	p.log().Info("stopped cleanly", "streamed", time.Since(p.streamStart).Round(time.Millisecond).String(),
+		"transform_busy", time.Duration(p.busy[stageTransform].Load()).Round(time.Millisecond).String(),
+		"apply_busy", time.Duration(p.busy[stageApply].Load()).Round(time.Millisecond).String())
 	return nil
+}
+
+// Stages of the stream whose busy time is measured (Pipeline.busy, and the
+// understudy_stage_busy_seconds_total metric).
+const (
+	stageTransform = iota
+	stageApply
+)
+
+var stageNames = [...]string{stageTransform: "transform", stageApply: "apply"}
+
+func (p *Pipeline) stageBusy(stage int, d time.Duration) {
+	p.busy[stage].Add(int64(d))
+	p.Metrics.stageBusy(p.Name, stageNames[stage], d)
 }
 
 // job is one transformed batch for the applier.
@@ -235,7 +253,9 @@ func (p *Pipeline) startApplier(ctx context.Context, cp checkpoint.Checkpoint) *
 		time.AfterFunc(stopTimeout, cancel)
 	})
 	run := func(j job) bool {
+		began := time.Now()
 		next, err := p.applyJob(actx, cp, j)
+		p.stageBusy(stageApply, time.Since(began))
 		if err != nil {
 			ap.err = applyError{err}
 			close(ap.failed)

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,6 +300,20 @@ func backlog(ctx context.Context) error {
 	if _, err := b.Timed(dumpCopy(p.prod, "bench", p.test, "bench", "customers"), "backlog-native-copy.log"); err != nil {
 		return err
 	}
+	// The ceiling: a third copy of the initial state, and the rows in memory.
+	if err := execSQL(ctx, p.test, "", "CREATE DATABASE ceiling"); err != nil {
+		return err
+	}
+	if err := execSQL(ctx, p.test, "ceiling", customersDDL); err != nil {
+		return err
+	}
+	if _, err := b.Timed(dumpCopy(p.prod, "bench", p.test, "ceiling", "customers"), "backlog-ceiling-copy.log"); err != nil {
+		return err
+	}
+	initial, err := readCeilingRows(ctx, p.prod)
+	if err != nil {
+		return err
+	}
 	gtid, err := queryString(ctx, p.prod, "", "SELECT @@gtid_binlog_pos")
 	if err != nil {
 		return err
@@ -353,6 +368,11 @@ func backlog(ctx context.Context) error {
 		return err
 	}
 
+	ceilingT, err := backlogCeiling(ctx, p.test, initial)
+	if err != nil {
+		return fmt.Errorf("ceiling: %w", err)
+	}
+
 	// understudy catch-up.
 	start = time.Now()
 	sync, err := b.StartSync(cfg, "backlog-sync.log")
@@ -375,7 +395,112 @@ func backlog(ctx context.Context) error {
 		return fmt.Errorf("targets differ after catch-up: native checksum %d, understudy %d (%v)", x, y, err)
 	}
 	b.RecordBacklog(f.Changes, f.TxnRows, usT, nativeT, rss)
+	z, err := queryInt(ctx, p.test, "ceiling", sum)
+	if err != nil || z != x {
+		return fmt.Errorf("ceiling target differs from native: checksum %d, native %d (%v)", z, x, err)
+	}
+	b.RecordCeiling("backlog catch-up", fmt.Sprintf("pre-built 1,000-row upserts over %d connections", runtime.NumCPU()), f.Changes, ceilingT,
+		float64(f.Changes)/nativeT.Seconds(), 1.0)
 	return nil
+}
+
+// readCeilingRows reads production's customers, in id order, as the backlog
+// ceiling replays them (SQL literals, NULL spelled out).
+func readCeilingRows(ctx context.Context, s *testenv.MariaDBServer) ([]benchkit.CeilingRow, error) {
+	c, err := sql.Open("mysql", dsn(s, "bench"))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	rows, err := c.QueryContext(ctx, `SELECT id, first_name, last_name, email, ssn, phone, city, balance, score, created_at,
+  CAST(balance * 100 AS SIGNED) FROM customers ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []benchkit.CeilingRow
+	for rows.Next() {
+		vals := make([]sql.NullString, 10)
+		dest := make([]any, 11)
+		for i := range vals {
+			dest[i] = &vals[i]
+		}
+		var r benchkit.CeilingRow
+		dest[10] = &r.BalanceCents
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		for _, v := range vals {
+			if !v.Valid {
+				r.Cols = append(r.Cols, "NULL")
+				continue
+			}
+			r.Cols = append(r.Cols, "'"+strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v.String)+"'")
+		}
+		r.Score, _ = strconv.ParseInt(vals[8].String, 10, 64)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// backlogCeiling applies the backlog to the ceiling database the fastest way a
+// tool can through SQL, minus the tool: per production transaction, its rows'
+// final images as multi-row INSERT … ON DUPLICATE KEY UPDATE statements, built
+// before the clock starts and split by id over one connection per core (so each
+// row's updates stay in order). It returns the time taken.
+func backlogCeiling(ctx context.Context, s *testenv.MariaDBServer, rows []benchkit.CeilingRow) (time.Duration, error) {
+	conns := runtime.NumCPU()
+	const upsert = ` ON DUPLICATE KEY UPDATE first_name = VALUES(first_name), last_name = VALUES(last_name), email = VALUES(email),
+  ssn = VALUES(ssn), phone = VALUES(phone), city = VALUES(city), balance = VALUES(balance), score = VALUES(score), created_at = VALUES(created_at)`
+	stmts := benchkit.BacklogBatches(f.Changes, f.TxnRows, rows, func(rs []benchkit.CeilingRow) []string {
+		parts := make([][]string, conns)
+		for _, r := range rs {
+			cols := slices.Clone(r.Cols)
+			cols[7], cols[8] = r.Balance(), strconv.FormatInt(r.Score, 10)
+			id, _ := strconv.Atoi(strings.Trim(cols[0], "'"))
+			parts[id%conns] = append(parts[id%conns], "("+strings.Join(cols, ",")+")")
+		}
+		out := make([]string, conns)
+		for i, p := range parts {
+			if len(p) > 0 {
+				out[i] = "INSERT INTO customers VALUES " + strings.Join(p, ",") + upsert
+			}
+		}
+		return out
+	})
+	db, err := sql.Open("mysql", dsn(s, "ceiling"))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(conns)
+	start := time.Now()
+	errs := make(chan error, conns)
+	for k := range conns {
+		go func() {
+			for _, st := range stmts {
+				if st[k] == "" {
+					continue
+				}
+				if _, err := db.ExecContext(ctx, st[k]); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	elapsed := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	benchkit.Say("ceiling (pre-built upserts over %d connections, no tool): %d transactions applied in %s", conns, len(stmts), elapsed.Round(time.Millisecond))
+	return elapsed, nil
 }
 
 // waitMarker waits for the backlog's marker in customers of db, returning the

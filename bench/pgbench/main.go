@@ -18,6 +18,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +48,7 @@ var (
 	clients  = flag.Int("clients", 4, "lag: pgbench -c")
 	threads  = flag.Int("threads", 2, "lag: pgbench -j")
 	mappings = flag.String("mappings", "file", "mapping store for understudy: file (embedded Pebble) or redis (a redis-server started here)")
+	profile  = flag.Bool("profile", false, "write CPU profiles of understudy runs into the work dir (UNDERSTUDY_CPUPROFILE); implies -keep")
 )
 
 var (
@@ -65,11 +68,15 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *profile {
+		f.Keep = true
+	}
 	var err error
 	if b, err = benchkit.Open("understudy-bench-", f.Bin, f.Keep); err != nil {
 		return err
 	}
 	defer b.Close()
+	b.CPUProfiles = *profile
 	if *mappings == "redis" {
 		if redis, err = testenv.StartRedis(""); err != nil {
 			return err
@@ -242,6 +249,9 @@ func loadPair(ctx context.Context, n int, name string, withBaseline bool) (us, b
 			return us, base, fmt.Errorf("baseline copied %d rows, want %d (%v)", got, n, err)
 		}
 		benchkit.Say("baseline pg_dump | psql: %d rows in %s, peak RSS %s", n, base.Elapsed.Round(time.Millisecond), benchkit.MiB(base.MaxRSS))
+		if err := bulkCeiling(ctx, p, n, base); err != nil {
+			return us, base, err
+		}
 		// Leave the test server as the understudy run will find it.
 		if err := execSQL(ctx, p.test.DSN("postgres"), "CHECKPOINT"); err != nil {
 			return us, base, err
@@ -268,6 +278,42 @@ func loadPair(ctx context.Context, n int, name string, withBaseline bool) (us, b
 	}
 	benchkit.Say("understudy load: %d rows in %s, peak RSS %s", n, us.Elapsed.Round(time.Millisecond), benchkit.MiB(us.MaxRSS))
 	return us, base, nil
+}
+
+// bulkCeiling times the fastest copy of the seeded customers into the test
+// server that involves no tool at all: one `COPY (SELECT …) TO STDOUT | COPY …
+// FROM STDIN` pipe per core over id ranges, into a table without its primary
+// key, which is built afterwards (what pg_restore does). Nothing decodes a value
+// and nothing is anonymized, so no tool can load the same rows faster here.
+func bulkCeiling(ctx context.Context, p *pair, n int, base benchkit.Stat) error {
+	if err := execSQL(ctx, p.test.DSN("postgres"), "CREATE DATABASE ceiling"); err != nil {
+		return err
+	}
+	if err := execSQL(ctx, p.test.DSN("ceiling"), strings.Replace(customersDDL, "id bigint PRIMARY KEY", "id bigint NOT NULL", 1), "CHECKPOINT"); err != nil {
+		return err
+	}
+	streams := runtime.NumCPU()
+	psql := func(s *testenv.PostgresServer, db, sql string) string {
+		return benchkit.ShellJoin(append(append([]string{filepath.Join(pgBin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"}, connArgs(s, db)...), "-c", sql))
+	}
+	var script []string
+	per := (n + streams - 1) / streams
+	for i := range streams {
+		lo, hi := i*per+1, min((i+1)*per, n)
+		script = append(script, psql(p.prod, "bench", fmt.Sprintf("COPY (SELECT * FROM customers WHERE id BETWEEN %d AND %d) TO STDOUT", lo, hi))+
+			" | "+psql(p.test, "ceiling", "COPY customers FROM STDIN")+" &")
+	}
+	script = append(script, "wait", psql(p.test, "ceiling", "ALTER TABLE customers ADD PRIMARY KEY (id)"))
+	st, err := b.Timed(benchkit.Shell(strings.Join(script, "\n")), "bulk-ceiling.log")
+	if err != nil {
+		return err
+	}
+	if got, err := queryInt(ctx, p.test.DSN("ceiling"), "SELECT count(*) FROM customers"); err != nil || got != int64(n) {
+		return fmt.Errorf("ceiling copied %d rows, want %d (%v)", got, n, err)
+	}
+	b.RecordCeiling("bulk load", fmt.Sprintf("%d parallel raw COPY pipes, PK built after", streams), n, st.Elapsed,
+		float64(n)/base.Elapsed.Seconds(), 1.5)
+	return execSQL(ctx, p.test.DSN("postgres"), "DROP DATABASE ceiling", "CHECKPOINT")
 }
 
 // ---------------------------------------------------------------- 4. memory
@@ -305,6 +351,20 @@ func backlog(ctx context.Context) error {
 		return err
 	}
 	if _, err := b.Timed(pgCopy(p.prod, "bench", p.test, "native", "public.customers"), "backlog-native-copy.log"); err != nil {
+		return err
+	}
+	// The ceiling: a third copy of the initial state, and the rows in memory.
+	if err := execSQL(ctx, p.test.DSN("postgres"), "CREATE DATABASE ceiling"); err != nil {
+		return err
+	}
+	if err := execSQL(ctx, p.test.DSN("ceiling"), customersDDL); err != nil {
+		return err
+	}
+	if _, err := b.Timed(pgCopy(p.prod, "bench", p.test, "ceiling", "public.customers"), "backlog-ceiling-copy.log"); err != nil {
+		return err
+	}
+	initial, err := readCeilingRows(ctx, prod)
+	if err != nil {
 		return err
 	}
 	if err := execSQL(ctx, prod, "CREATE PUBLICATION bench_pub FOR TABLE customers"); err != nil {
@@ -372,6 +432,11 @@ func backlog(ctx context.Context) error {
 		return err
 	}
 
+	ceilingT, err := backlogCeiling(ctx, p.test.DSN("ceiling"), initial)
+	if err != nil {
+		return fmt.Errorf("ceiling: %w", err)
+	}
+
 	// understudy catch-up.
 	start = time.Now()
 	sync, err := b.StartSync(cfg, "backlog-sync.log")
@@ -396,7 +461,106 @@ func backlog(ctx context.Context) error {
 		return fmt.Errorf("targets differ after catch-up: native checksum %d, understudy %d (%v)", x, y, err)
 	}
 	b.RecordBacklog(f.Changes, f.TxnRows, usT, nativeT, rss)
+	z, err := queryInt(ctx, p.test.DSN("ceiling"), "SELECT sum(score)::bigint + sum(balance * 100)::bigint FROM customers")
+	if err != nil || z != x {
+		return fmt.Errorf("ceiling target differs from native: checksum %d, native %d (%v)", z, x, err)
+	}
+	b.RecordCeiling("backlog catch-up", "pre-built COPY + upsert per transaction, 1 connection", f.Changes, ceilingT,
+		float64(f.Changes)/nativeT.Seconds(), 1.0)
 	return nil
+}
+
+// readCeilingRows reads production's customers, in id order, as the backlog
+// ceiling replays them.
+func readCeilingRows(ctx context.Context, dsn string) ([]benchkit.CeilingRow, error) {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT ARRAY[id::text, first_name, last_name, email, ssn, phone, city, balance::text, score::text, created_at::text],
+  (balance * 100)::bigint, score FROM customers ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	var out []benchkit.CeilingRow
+	for rows.Next() {
+		var cols []*string
+		var r benchkit.CeilingRow
+		if err := rows.Scan(&cols, &r.BalanceCents, &r.Score); err != nil {
+			return nil, err
+		}
+		for _, v := range cols {
+			if v == nil {
+				r.Cols = append(r.Cols, `\N`)
+			} else {
+				r.Cols = append(r.Cols, *v)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// backlogCeiling applies the backlog to dsn the way understudy's Postgres sink
+// does, minus understudy: per production transaction, its rows' final images
+// COPYed into a staging table and upserted in one transaction, all payloads
+// built before the clock starts. It returns the time taken.
+func backlogCeiling(ctx context.Context, dsn string, rows []benchkit.CeilingRow) (time.Duration, error) {
+	payloads := benchkit.BacklogBatches(f.Changes, f.TxnRows, rows, func(rs []benchkit.CeilingRow) []byte {
+		var buf []byte
+		for _, r := range rs {
+			for i, v := range r.Cols {
+				switch i {
+				case 7:
+					v = r.Balance()
+				case 8:
+					v = strconv.FormatInt(r.Score, 10)
+				}
+				if i > 0 {
+					buf = append(buf, '\t')
+				}
+				buf = append(buf, v...)
+			}
+			buf = append(buf, '\n')
+		}
+		return buf
+	})
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "CREATE TEMP TABLE stage (LIKE customers) ON COMMIT DELETE ROWS"); err != nil {
+		return 0, err
+	}
+	upsert := `INSERT INTO customers SELECT * FROM stage ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name,
+  last_name = EXCLUDED.last_name, email = EXCLUDED.email, ssn = EXCLUDED.ssn, phone = EXCLUDED.phone, city = EXCLUDED.city,
+  balance = EXCLUDED.balance, score = EXCLUDED.score, created_at = EXCLUDED.created_at`
+	if err := execSQL(ctx, dsn, "CHECKPOINT"); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for _, data := range payloads {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := c.PgConn().CopyFrom(ctx, bytes.NewReader(data), "COPY stage FROM STDIN"); err != nil {
+			tx.Rollback(ctx)
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, upsert); err != nil {
+			tx.Rollback(ctx)
+			return 0, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return 0, err
+		}
+	}
+	elapsed := time.Since(start)
+	benchkit.Say("ceiling (pre-built COPY + upsert, no tool): %d transactions applied in %s", len(payloads), elapsed.Round(time.Millisecond))
+	return elapsed, nil
 }
 
 // waitMarker waits for the backlog's marker in customers on dsn, returning the

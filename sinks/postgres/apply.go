@@ -61,7 +61,14 @@ func (s *Sink) apply(ctx context.Context, tx pgx.Tx, changes []cdc.Change) error
 			case c.Op == cdc.Update && len(c.Unchanged) > 0:
 				kind = 'p'
 			}
-			cols = writtenColumns(c)
+			// Consecutive rows of a table nearly always write the same columns:
+			// checking that costs map lookups; listing and sorting them anew
+			// cost ~3% of a busy stream's CPU.
+			if cur != nil && cur.table == c.Table && writesExactly(c, cur.cols) {
+				cols = cur.cols
+			} else {
+				cols = writtenColumns(c)
+			}
 		case cdc.Delete:
 			kind = 'd'
 		case cdc.Truncate:
@@ -134,6 +141,28 @@ func writtenColumns(c cdc.Change) []string {
 	}
 	sort.Strings(cols)
 	return cols
+}
+
+// writesExactly reports whether writtenColumns(c) would list exactly cols.
+func writesExactly(c cdc.Change, cols []string) bool {
+	if len(c.After)-len(c.Unchanged) > len(cols) {
+		return false
+	}
+	for _, k := range cols {
+		if _, ok := c.After[k]; !ok || slices.Contains(c.Unchanged, k) {
+			return false
+		}
+	}
+	// Every col is in After and not Unchanged, and After minus Unchanged has at
+	// most len(cols) members, so they are the same set — provided every
+	// Unchanged column is in After, which len(After)-len(Unchanged) assumes.
+	n := 0
+	for _, u := range c.Unchanged {
+		if _, ok := c.After[u]; ok {
+			n++
+		}
+	}
+	return n == len(c.Unchanged)
 }
 
 // key returns the key columns of a table: the Prepared key, else the change's.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -517,6 +518,42 @@ func TestApplyStagedGroupsInOneTransaction(t *testing.T) {
 		}
 		if got := query(t, dsn, `SELECT string_agg(a::text, '|' ORDER BY id) FROM accounts a`); got != want {
 			t.Fatalf("after apply #%d: %s, want %s", i+1, got, want)
+		}
+	}
+}
+
+// writesExactly is the grouping shortcut of apply: it must agree with
+// writtenColumns whenever it says yes, or rows would be upserted with another
+// row's column list (a TOAST-unchanged column overwritten, or one dropped).
+func TestWritesExactlyAgreesWithWrittenColumns(t *testing.T) {
+	row := func(cols ...string) cdc.Row {
+		r := cdc.Row{}
+		for _, c := range cols {
+			r[c] = int64(1)
+		}
+		return r
+	}
+	cases := []struct {
+		name string
+		c    cdc.Change
+		cols []string
+		want bool
+	}{
+		{"same columns", cdc.Change{After: row("a", "b", "id")}, []string{"a", "b", "id"}, true},
+		{"one more column", cdc.Change{After: row("a", "b", "c", "id")}, []string{"a", "b", "id"}, false},
+		{"one fewer column", cdc.Change{After: row("a", "id")}, []string{"a", "b", "id"}, false},
+		{"another column", cdc.Change{After: row("a", "c", "id")}, []string{"a", "b", "id"}, false},
+		{"unchanged TOAST column left out", cdc.Change{After: row("a", "b", "id"), Unchanged: []string{"b"}}, []string{"a", "id"}, true},
+		{"unchanged column the group writes", cdc.Change{After: row("a", "b", "id"), Unchanged: []string{"b"}}, []string{"a", "b", "id"}, false},
+		{"unchanged column not in After", cdc.Change{After: row("a", "id"), Unchanged: []string{"b"}}, []string{"a", "id"}, false},
+	}
+	for _, tc := range cases {
+		got := writesExactly(tc.c, tc.cols)
+		if got != tc.want {
+			t.Errorf("%s: writesExactly = %v, want %v", tc.name, got, tc.want)
+		}
+		if got && !slices.Equal(writtenColumns(tc.c), tc.cols) {
+			t.Errorf("%s: writesExactly says yes but writtenColumns = %v", tc.name, writtenColumns(tc.c))
 		}
 	}
 }

@@ -56,3 +56,37 @@ func (b *Bench) RecordBacklog(changes, txnRows int, us, native time.Duration, rs
 		Ratio: fmt.Sprintf("%.2f×", ur/nr), Target: "≥ 1.0×", Met: Verdict(ur/nr >= 1.0)})
 	b.Record(Result{Scenario: "backlog catch-up", Metric: "understudy sync peak RSS", Understudy: MiB(rss), Target: "bounded"})
 }
+
+// CeilingRow is one customer as a backlog ceiling replays it: every column's
+// text as production holds it before the backlog, and the two columns the
+// backlog changes as numbers, which the builder writes in place of their text.
+type CeilingRow struct {
+	Cols         []string
+	Score        int64
+	BalanceCents int64
+}
+
+// Balance formats BalanceCents as numeric(12,2) text.
+func (r *CeilingRow) Balance() string {
+	return fmt.Sprintf("%d.%02d", r.BalanceCents/100, r.BalanceCents%100)
+}
+
+// BacklogBatches replays the backlog WriteBacklog writes (score + 1, balance +
+// 0.01 for ids lo to hi, then the marker) on rows, which hold ids 1 to len(rows)
+// in order, and calls build with the rows of each transaction after it: what a
+// replica must write for it. build returns the statement or payload the ceiling
+// will execute, so that all of them are built before the clock starts.
+func BacklogBatches[T any](changes, txnRows int, rows []CeilingRow, build func([]CeilingRow) T) []T {
+	var out []T
+	WriteBacklog(changes, txnRows, len(rows), func(lo, hi int) error {
+		for i := lo - 1; i < hi; i++ {
+			rows[i].Score++
+			rows[i].BalanceCents++
+		}
+		out = append(out, build(rows[lo-1:hi]))
+		return nil
+	})
+	rows[0].Score = Marker
+	out = append(out, build(rows[:1]))
+	return out
+}

@@ -85,3 +85,19 @@ func (b *Bench) Memory(rows int, load func(n int, name string) error) error {
 		Target: "bounded", Met: Verdict(float64(c) < 2*float64(a))})
 	return nil
 }
+
+// RecordCeiling records what the servers alone can do for a scenario whose
+// target understudy misses: rate (per second) of a path with no tool in it (raw
+// COPY, pre-built statements), against the same run's baseline rate. A ceiling
+// below the target ratio means no tool that writes the same rows through SQL on
+// this machine can meet the target.
+func (b *Bench) RecordCeiling(scenario, what string, n int, elapsed time.Duration, baseRate, target float64) {
+	rate := float64(n) / elapsed.Seconds()
+	verdict := fmt.Sprintf("target reachable only if ≥ %.1f×", target)
+	if rate/baseRate < target {
+		verdict = fmt.Sprintf("below %.1f×: target out of reach here", target)
+	}
+	b.Record(Result{Scenario: scenario, Metric: "ceiling: " + what,
+		Understudy: fmt.Sprintf("%.0f (%.1fs), no tool", rate, elapsed.Seconds()), Baseline: fmt.Sprintf("%.0f", baseRate),
+		Ratio: fmt.Sprintf("%.2f×", rate/baseRate), Target: fmt.Sprintf("≥ %.1f×", target), Met: verdict})
+}
