@@ -57,6 +57,10 @@ func (st *streamer_) parseDDL(head, rest string) (ast.StmtNode, error) {
 	if st.parser == nil {
 		st.parser = parser.New()
 	}
+	// Only the modes that change how the statement is tokenized: " quoting
+	// identifiers, \ not escaping, || concatenating, spaces after function names.
+	const lexical = pmysql.ModeANSIQuotes | pmysql.ModeNoBackslashEscapes | pmysql.ModePipesAsConcat | pmysql.ModeIgnoreSpace | pmysql.ModeHighNotPrecedence
+	st.parser.SetSQLMode(pmysql.SQLMode(st.sqlMode) & lexical)
 	stmts, _, err := st.parser.Parse(q, "", "")
 	if err != nil {
 		// The parser's message quotes the statement, which may hold literals.

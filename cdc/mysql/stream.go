@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,6 +142,9 @@ type streamer_ struct {
 	commitTime time.Time
 
 	parser *parser.Parser // for ALTER/CREATE TABLE (ddl.go), made on first use
+	// sqlMode is the sql_mode the current DDL statement was written under (the
+	// binlog records it with each statement); it decides how " and \ read.
+	sqlMode uint64
 }
 
 func (st *streamer_) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -359,8 +363,11 @@ func (st *streamer_) encode() cdc.Position {
 }
 
 var (
-	ddlTable  = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\\s+(?:ONLINE\\s+|IGNORE\\s+|TEMPORARY\\s+|OR\\s+REPLACE\\s+)*(TABLE|TABLES)?\\s*(?:IF\\s+(?:NOT\\s+)?EXISTS\\s+)?(.*)$")
-	tableName = regexp.MustCompile("^\\s*((?:`(?:[^`]|``)+`|[\\w$]+)(?:\\s*\\.\\s*(?:`(?:[^`]|``)+`|[\\w$]+))?)")
+	ddlTable = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\\s+(?:ONLINE\\s+|IGNORE\\s+|TEMPORARY\\s+|OR\\s+REPLACE\\s+)*(TABLE|TABLES)?\\s*(?:IF\\s+(?:NOT\\s+)?EXISTS\\s+)?(.*)$")
+	// tableName also reads "quoted" names: a statement can only quote a table
+	// name that way under sql_mode ANSI_QUOTES (elsewhere it would be a string,
+	// which the server rejects there), so no mode check is needed.
+	tableName = regexp.MustCompile("^\\s*((?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\\w$]+)(?:\\s*\\.\\s*(?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\\w$]+))?)")
 )
 
 // query handles a QueryEvent: COMMIT of a non-transactional engine ends a
@@ -376,6 +383,7 @@ func (st *streamer_) query(ctx context.Context, ev *replication.BinlogEvent, e *
 		return st.commit(ctx, ev, e.GSet)
 	}
 	if m := ddlTable.FindStringSubmatch(q); m != nil && (m[2] != "" || strings.EqualFold(m[1], "TRUNCATE")) {
+		st.sqlMode, _ = sqlModeOf(e.StatusVars)
 		if err := st.ddl(ctx, ev, string(e.Schema), q, m); err != nil {
 			return err
 		}
@@ -705,13 +713,15 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	return s, false
 }
 
-// qualifyIdent turns `db`.`t`, db.t or t (in db) into "db.t".
+// qualifyIdent turns `db`.`t`, "db"."t" (ANSI_QUOTES), db.t or t (in db) into
+// "db.t".
 func qualifyIdent(s, db string) string {
 	var parts []string
 	for _, p := range splitDot(s) {
 		p = strings.TrimSpace(p)
-		if strings.HasPrefix(p, "`") {
-			p = strings.ReplaceAll(p[1:len(p)-1], "``", "`")
+		if len(p) >= 2 && (p[0] == '`' || p[0] == '"') {
+			q := p[:1]
+			p = strings.ReplaceAll(p[1:len(p)-1], q+q, q)
 		}
 		parts = append(parts, p)
 	}
@@ -722,14 +732,41 @@ func qualifyIdent(s, db string) string {
 }
 
 func splitDot(s string) []string {
-	in := false
+	var in byte // the quote we are inside, or 0
 	for i := 0; i < len(s); i++ {
 		switch {
-		case s[i] == '`':
-			in = !in
-		case s[i] == '.' && !in:
+		case in == 0 && (s[i] == '`' || s[i] == '"'):
+			in = s[i]
+		case in != 0 && s[i] == in:
+			in = 0 // a doubled quote closes and reopens: same result
+		case s[i] == '.' && in == 0:
 			return []string{s[:i], s[i+1:]}
 		}
 	}
 	return []string{s}
+}
+
+// sqlModeOf reads sql_mode from a Query event's status variables: the session
+// mode the statement ran under. MySQL and MariaDB write Q_FLAGS2_CODE (0, four
+// bytes) first and Q_SQL_MODE_CODE (1, eight bytes) next; a statement written
+// without them (very old servers) reports ok false, which reads as the default
+// mode.
+func sqlModeOf(vars []byte) (mode uint64, ok bool) {
+	for len(vars) > 0 {
+		switch vars[0] {
+		case 0: // Q_FLAGS2_CODE
+			if len(vars) < 5 {
+				return 0, false
+			}
+			vars = vars[5:]
+		case 1: // Q_SQL_MODE_CODE
+			if len(vars) < 9 {
+				return 0, false
+			}
+			return binary.LittleEndian.Uint64(vars[1:9]), true
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }

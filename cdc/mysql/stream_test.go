@@ -350,3 +350,52 @@ func TestRowMetadataNamesCatchAReplayedColumnRename(t *testing.T) {
 		t.Fatalf("replay of ADD COLUMN b (not parsed), RENAME COLUMN b TO c with FULL row metadata: %v", err)
 	}
 }
+
+// TestANSIQuotesDDLIsReadInItsSessionsMode: under sql_mode ANSI_QUOTES a DDL
+// quotes identifiers with " (and may hold " inside strings). The binlog records
+// the session's mode with each statement; the history must read the statement
+// in that mode, or it misses the table ("t" is not `t`) and the rows after it no
+// longer fit. Two ALTERs replayed prove the statements were parsed (the
+// information_schema fallback would describe both rows with the later schema).
+func TestANSIQuotesDDLIsReadInItsSessionsMode(t *testing.T) {
+	my := testenv.MariaDB(t)
+	name := my.NewDatabaseName(t)
+	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
+	s, _ := openSource(t, my.URL(name), "t")
+	snap, err := s.BeginSnapshot(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ansi := "SET SESSION sql_mode = 'ANSI_QUOTES'; "
+	my.Exec(t, my.DSN(name),
+		ansi+`ALTER TABLE "t" ADD COLUMN "b" varchar(10) DEFAULT 'q"x', ADD COLUMN c int`,
+		ansi+`INSERT INTO "t" (id, a, c) VALUES (1, 'x', 7)`,
+		ansi+`ALTER TABLE "`+name+`"."t" ADD COLUMN "d" int FIRST`,
+		ansi+`INSERT INTO "t" (id, a, b, c, d) VALUES (2, 'y', 'r', 8, 9)`)
+	changes, _ := collect(t, s, snap.Position(), 2)
+	if got := changes[0].After; len(got) != 4 || got["id"] != int64(1) || got["b"] != `q"x` || got["c"] != int64(7) {
+		t.Errorf("row between the ALTERs decoded as %v", got)
+	}
+	if got := changes[1].After; len(got) != 5 || got["id"] != int64(2) || got["b"] != "r" || got["d"] != int64(9) {
+		t.Errorf("row after the second ALTER decoded as %v", got)
+	}
+}
+
+func TestSQLModeOfStatusVars(t *testing.T) {
+	// Q_FLAGS2_CODE (0) + 4 bytes, Q_SQL_MODE_CODE (1) + 8 bytes, then a catalog.
+	vars := []byte{0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 6, 3, 's', 't', 'd'}
+	if mode, ok := sqlModeOf(vars); !ok || mode != 4 {
+		t.Errorf("sqlModeOf = %d, %v; want 4 (ANSI_QUOTES), true", mode, ok)
+	}
+	if _, ok := sqlModeOf([]byte{6, 3, 's', 't', 'd'}); ok {
+		t.Error("sqlModeOf found a mode in status vars without one")
+	}
+	if _, ok := sqlModeOf([]byte{1, 4, 0}); ok {
+		t.Error("sqlModeOf read a truncated mode")
+	}
+	for in, want := range map[string]string{"`a`.`b`": "a.b", `"a"."b"`: "a.b", `"x""y"`: `db.x"y`, "t": "db.t", "`a.b`": "db.a.b"} {
+		if got := qualifyIdent(in, "db"); got != want {
+			t.Errorf("qualifyIdent(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
