@@ -149,7 +149,11 @@ pipelines:
 	waitFor(t, 2*time.Minute, "initial load in the target and streaming under writes", sync1, func() bool {
 		return ddbCount(test, "events") >= initial && opsDone() >= 300
 	})
-	time.Sleep(300 * time.Millisecond) // let the sync be mid-batch: it applies every 100 ms
+	// Kill while changes are in flight: production has written more since the
+	// stream caught up, and the sync applies every 100 ms, so some are read and
+	// not yet checkpointed.
+	streaming := opsDone()
+	waitFor(t, time.Minute, "writes in flight while streaming", sync1, func() bool { return opsDone() >= streaming+50 })
 	sync1.kill9(t)
 	at := opsDone()
 	waitFor(t, time.Minute, "production writes while understudy is down", nil, func() bool { return opsDone() >= at+300 })
