@@ -250,3 +250,50 @@ func (c *claimCache) forgetDomain(domain string) {
 		}
 	}
 }
+
+// doorkeeper decides which resolved values enter the cache: a value is admitted
+// the second time the store resolves it, not the first (TinyLFU's doorkeeper).
+// A bulk load resolves millions of values that never recur (an e-mail address per
+// row); cached on first sight they filled the cache to its bound — hundreds of
+// MB — and pushed out the values that do recur. Here a one-off value costs a bit
+// or two of a Bloom filter, and a recurring one pays one extra store read before
+// it is cached.
+//
+// The filter holds the hashes of values seen once. It is cleared after as many
+// insertions as the cache has entries, when at most about 5% of unseen values
+// read as seen (8 to 16 bits per insertion, 2 probes); a false "seen" only admits a one-off
+// value, and a clear only costs recurring values one more read.
+type doorkeeper struct {
+	mu    sync.Mutex
+	bits  []uint64
+	mask  uint64 // bit index mask (len(bits)*64 - 1)
+	n     int    // insertions since the last clear
+	limit int
+}
+
+func newDoorkeeper(entries int) *doorkeeper {
+	nbits := uint64(1024)
+	for nbits < uint64(entries)*8 {
+		nbits <<= 1
+	}
+	return &doorkeeper{bits: make([]uint64, nbits/64), mask: nbits - 1, limit: max(entries, 1)}
+}
+
+// admit reports whether the value of hash h was seen before (and so belongs in
+// the cache); if not, it records it.
+func (d *doorkeeper) admit(h uint64) bool {
+	i, j := h&d.mask, (h>>32|h<<32)*0x9E3779B97F4A7C15&d.mask
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bits[i/64]&(1<<(i%64)) != 0 && d.bits[j/64]&(1<<(j%64)) != 0 {
+		return true
+	}
+	if d.n >= d.limit {
+		clear(d.bits)
+		d.n = 0
+	}
+	d.bits[i/64] |= 1 << (i % 64)
+	d.bits[j/64] |= 1 << (j % 64)
+	d.n++
+	return false
+}

@@ -24,8 +24,9 @@ type MapperOptions struct {
 	// stream over 200,000 rows with a distinct e-mail and surname each touches
 	// 400,000 values, and with a cache of 250,000 nearly every one of them missed
 	// (generational eviction, like LRU, keeps nothing of a cycle larger than
-	// itself) and cost a store read. One-off values (e-mail addresses of a bulk
-	// load) fill it up to the bound, never beyond.
+	// itself) and cost a store read. Values enter it on their second
+	// resolution (see doorkeeper), so one-off values (e-mail addresses of a bulk
+	// load) do not fill it.
 	CacheSize int
 	// FirstCandidates is how many candidates the first store round trip proposes
 	// per value at most (default 4). More costs generator time and bandwidth on
@@ -38,6 +39,10 @@ type MapperOptions struct {
 	// up (default 2,000): a generator that clashes that often has too small an
 	// output space for its domain, and no further attempt will fix that.
 	MaxCandidates int
+	// CacheOnFirstSight caches every value the store resolves, instead of
+	// admitting a value on its second resolution (see doorkeeper). For callers
+	// that know their values recur and want the first repeat to be a hit.
+	CacheOnFirstSight bool
 }
 
 // Mapper resolves values to their consistent replacements: an in-process cache in
@@ -57,6 +62,7 @@ type Mapper struct {
 	// widths holds each domain's first-round window (domain → *atomic.Int32).
 	widths sync.Map
 	claims *claimCache
+	door   *doorkeeper // nil: cache on first sight
 
 	hits, misses atomic.Uint64
 }
@@ -75,7 +81,7 @@ func NewMapper(store Store, secret []byte, opts MapperOptions) *Mapper {
 		opts.MaxCandidates = DefaultMaxCandidates
 	}
 	opts.FirstCandidates = min(opts.FirstCandidates, opts.MaxCandidates)
-	return &Mapper{
+	m := &Mapper{
 		store:  store,
 		keyer:  NewKeyer(secret),
 		cache:  newCache(opts.CacheSize),
@@ -83,6 +89,10 @@ func NewMapper(store Store, secret []byte, opts MapperOptions) *Mapper {
 		first:  opts.FirstCandidates,
 		max:    opts.MaxCandidates,
 	}
+	if !opts.CacheOnFirstSight {
+		m.door = newDoorkeeper(opts.CacheSize)
+	}
+	return m
 }
 
 // Store returns the store behind the Mapper.
@@ -102,6 +112,7 @@ type miss struct {
 	dups  []int // further items with the same (namespace, domain, value)
 	next  int   // the previous miss with the same cache hash, or -1
 	shard *cacheShard
+	hash  uint64 // the cache's hash of (domain, value)
 	ck    cacheKey
 	key   Key
 	seed  [32]byte
@@ -161,7 +172,7 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 			prev = -1
 		}
 		index[h] = len(misses)
-		misses = append(misses, miss{item: i, shard: s, ck: ck, next: prev})
+		misses = append(misses, miss{item: i, shard: s, ck: ck, next: prev, hash: h})
 	}
 	m.hits.Add(hits)
 	if len(misses) == 0 {
@@ -374,11 +385,15 @@ func (t *widthTally) apply(m *Mapper) {
 	}
 }
 
-// settle fills the items of one resolved miss and caches the replacement.
+// settle fills the items of one resolved miss and caches the replacement, if
+// the doorkeeper admits it.
 func (m *Mapper) settle(items []Item, mi *miss, out string) {
 	items[mi.item].Out = out
 	for _, d := range mi.dups {
 		items[d].Out = out
+	}
+	if m.door != nil && !m.door.admit(mi.hash) {
+		return
 	}
 	var expires int64
 	if ns := items[mi.item].NS; !ns.Expires.IsZero() {

@@ -79,6 +79,15 @@ func TestWarmValuesSkipTheStore(t *testing.T) {
 		}
 	}
 
+	// Seen once, the values are not cached yet (see doorkeeper): the second
+	// resolution reads them again and admits them.
+	second := items(mapping.PermanentNamespace(), gen, "carol", "alice")
+	if err := m.Resolve(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if calls := rec.reset(); len(calls) != 1 || len(calls[0]) != 2 {
+		t.Errorf("second sight: store calls %v; want one with both values", calls)
+	}
 	again := items(mapping.PermanentNamespace(), nil, "carol", "alice") // no generator needed when cached
 	if err := m.Resolve(ctx, again); err != nil {
 		t.Fatal(err)
@@ -86,12 +95,39 @@ func TestWarmValuesSkipTheStore(t *testing.T) {
 	if calls := rec.reset(); len(calls) != 0 {
 		t.Errorf("warm values called the store %d times", len(calls))
 	}
-	if again[0].Out != first[3].Out || again[1].Out != first[0].Out {
+	if again[0].Out != first[3].Out || again[1].Out != first[0].Out || second[0].Out != first[3].Out {
 		t.Errorf("cached outputs differ from the first resolution")
 	}
 	hits, misses := m.Stats()
-	if hits != 2 || misses != 5 {
-		t.Errorf("Stats() = %d hits, %d misses; want 2, 5", hits, misses)
+	if hits != 2 || misses != 7 {
+		t.Errorf("Stats() = %d hits, %d misses; want 2, 7", hits, misses)
+	}
+}
+
+// TestOneOffValuesStayOutOfTheCache: values resolved once (a bulk load's e-mail
+// addresses) must not fill the cache; with CacheOnFirstSight they do.
+func TestOneOffValuesStayOutOfTheCache(t *testing.T) {
+	gen := mappingtest.Generator(100_000)
+	var values []string
+	for i := range 2000 {
+		values = append(values, fmt.Sprintf("user%d@example.com", i))
+	}
+	for _, firstSight := range []bool{false, true} {
+		m, rec := newMapper(t, mapping.MapperOptions{CacheOnFirstSight: firstSight})
+		if err := m.Resolve(ctx, items(mapping.PermanentNamespace(), gen, values...)); err != nil {
+			t.Fatal(err)
+		}
+		rec.reset()
+		if err := m.Resolve(ctx, items(mapping.PermanentNamespace(), gen, values...)); err != nil {
+			t.Fatal(err)
+		}
+		read := 0
+		for _, c := range rec.reset() {
+			read += len(c)
+		}
+		if want := map[bool]int{false: len(values), true: 0}[firstSight]; read != want {
+			t.Errorf("CacheOnFirstSight %v: the second pass read %d values from the store, want %d", firstSight, read, want)
+		}
 	}
 }
 
@@ -173,7 +209,7 @@ func TestMissingGenerator(t *testing.T) {
 }
 
 func TestForgetEvictsTheCache(t *testing.T) {
-	m, rec := newMapper(t, mapping.MapperOptions{})
+	m, rec := newMapper(t, mapping.MapperOptions{CacheOnFirstSight: true})
 	gen := fixedGen{"x"}
 	perm, day := mapping.PermanentNamespace(), mapping.DailyNamespace(time.Now())
 	for _, ns := range []mapping.Namespace{perm, day} {
@@ -200,7 +236,7 @@ func TestForgetEvictsTheCache(t *testing.T) {
 }
 
 func TestPurgeEvictsTheCache(t *testing.T) {
-	m, rec := newMapper(t, mapping.MapperOptions{})
+	m, rec := newMapper(t, mapping.MapperOptions{CacheOnFirstSight: true})
 	gen := fixedGen{"x"}
 	run1, run2 := mapping.RunNamespace("r1"), mapping.RunNamespace("r2")
 	for _, ns := range []mapping.Namespace{run1, run2, mapping.PermanentNamespace()} {
@@ -223,7 +259,7 @@ func TestPurgeEvictsTheCache(t *testing.T) {
 }
 
 func TestCacheEntriesExpireWithTheirNamespace(t *testing.T) {
-	m, rec := newMapper(t, mapping.MapperOptions{})
+	m, rec := newMapper(t, mapping.MapperOptions{CacheOnFirstSight: true})
 	ns := mapping.Namespace{Scope: mapping.Daily, Period: "short", Expires: time.Now().Add(time.Hour)}
 	gone := mapping.Namespace{Scope: mapping.Daily, Period: "gone", Expires: time.Now().Add(-time.Second)}
 	gen := fixedGen{"x"}
