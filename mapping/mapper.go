@@ -232,7 +232,7 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 				next = append(next, j)
 				continue
 			}
-			m.settle(items, mi, res[r].Value)
+			m.settle(items, mi, res[r].Value, res[r].Existed)
 		}
 		m.claims.add(taken)
 		if round == 0 {
@@ -385,14 +385,15 @@ func (t *widthTally) apply(m *Mapper) {
 	}
 }
 
-// settle fills the items of one resolved miss and caches the replacement, if
-// the doorkeeper admits it.
-func (m *Mapper) settle(items []Item, mi *miss, out string) {
+// settle fills the items of one resolved miss and caches the replacement if it
+// existed before (a value mapped earlier recurs: a stream's updates after a
+// load) or the doorkeeper admits it.
+func (m *Mapper) settle(items []Item, mi *miss, out string, existed bool) {
 	items[mi.item].Out = out
 	for _, d := range mi.dups {
 		items[d].Out = out
 	}
-	if m.door != nil && !m.door.admit(mi.hash) {
+	if m.door != nil && !existed && !m.door.admit(mi.hash) {
 		return
 	}
 	var expires int64

@@ -413,3 +413,27 @@ func TestOneValueInTwoNamespacesIsTwoMappings(t *testing.T) {
 		t.Errorf("repeats of a value got other replacements: %q", []string{batch[0].Out, batch[1].Out, batch[2].Out, batch[3].Out})
 	}
 }
+
+// TestMappedValuesAreCachedOnFirstSight: a value the store already held (a
+// stream after the load that mapped it, another process) recurs, so the
+// doorkeeper does not make it wait for a second read.
+func TestMappedValuesAreCachedOnFirstSight(t *testing.T) {
+	store := memory.New()
+	t.Cleanup(func() { _ = store.Close() })
+	gen := mappingtest.Generator(1000)
+	loader := mapping.NewMapper(store, []byte("test secret"), mapping.MapperOptions{})
+	if err := loader.Resolve(ctx, items(mapping.PermanentNamespace(), gen, "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{Store: store}
+	m := mapping.NewMapper(rec, []byte("test secret"), mapping.MapperOptions{})
+	for range 2 {
+		if err := m.Resolve(ctx, items(mapping.PermanentNamespace(), gen, "alice", "bob", "carol")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := rec.reset()
+	if len(calls) != 2 || len(calls[1]) != 1 {
+		t.Fatalf("store calls %v; want the second pass to read only carol, new on the first", calls)
+	}
+}

@@ -68,6 +68,10 @@ type Resolution struct {
 	// OK is false when no mapping existed and every candidate was already claimed
 	// by another value; the caller asks again with further candidates.
 	OK bool
+	// Existed says the mapping was in the store before this call. It is a hint
+	// for the Mapper's cache (a value that was mapped before recurs, so it is
+	// cached on first sight); a store may leave it false (Redis does).
+	Existed bool
 }
 
 // ErrClosed is returned by a store used after Close.

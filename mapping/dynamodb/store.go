@@ -281,7 +281,7 @@ func (s *Store) Resolve(ctx context.Context, reqs []mapping.Request) ([]mapping.
 	var pending []int
 	for i := range reqs {
 		if v, ok := found[fpks[i]]; ok {
-			out[i] = mapping.Resolution{Value: v, OK: true}
+			out[i] = mapping.Resolution{Value: v, OK: true, Existed: true}
 			continue
 		}
 		if len(reqs[i].Candidates) == 0 {

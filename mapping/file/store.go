@@ -640,7 +640,7 @@ func (w *writer) resolve(r *mapping.Request, prefix []byte, pre *prefetched) (ma
 		return mapping.Resolution{Value: v, OK: true}, nil
 	}
 	if pre.fwdOK {
-		return mapping.Resolution{Value: pre.fwd, OK: true}, nil
+		return mapping.Resolution{Value: pre.fwd, OK: true, Existed: true}, nil
 	}
 	for j, cand := range r.Candidates {
 		rk := append(append(append(w.rbuf[:0], prefix...), tagReverse), cand...)

@@ -60,7 +60,7 @@ func (s *Store) Resolve(_ context.Context, reqs []mapping.Request) ([]mapping.Re
 	for i, r := range reqs {
 		d := s.domain(r.NS, r.Domain, now, true)
 		if v, ok := d.fwd[r.Key]; ok {
-			out[i] = mapping.Resolution{Value: v, OK: true}
+			out[i] = mapping.Resolution{Value: v, OK: true, Existed: true}
 			continue
 		}
 		for _, c := range r.Candidates {
