@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,52 @@ const (
 // is safe for concurrent use.
 type keyedHash struct {
 	pool sync.Pool // of hash.Hash
+	memo renderMemo
+}
+
+// renderMemo remembers the renders of short values. A hash rule runs on every
+// change of a row, and the same value recurs in every update of it: the HMAC and
+// the layout draw cost ~1.6 µs, about 8% of a busy Postgres stream's CPU, where
+// a map lookup costs a tenth of that. Generational like the mapping cache: the
+// young map becomes the old one when full, the old one is dropped, and a hit in
+// the old map moves the entry back, so at most 2 × memoSize entries of at most
+// memoMaxLen bytes (~25 MB per rule at worst) stay. Like any such cache it keeps
+// nothing of a cycle larger than a generation, hence 131,072 values: the
+// distinct values of the rows a stream keeps updating should fit.
+type renderMemo struct {
+	mu         sync.Mutex
+	young, old map[string]string
+}
+
+const (
+	memoSize   = 1 << 17
+	memoMaxLen = 64
+)
+
+func (m *renderMemo) get(v string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if out, ok := m.young[v]; ok {
+		return out, true
+	}
+	out, ok := m.old[v]
+	if ok {
+		m.putLocked(v, out)
+	}
+	return out, ok
+}
+
+func (m *renderMemo) put(v, out string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.putLocked(strings.Clone(v), out)
+}
+
+func (m *renderMemo) putLocked(v, out string) {
+	if m.young == nil || len(m.young) >= memoSize {
+		m.old, m.young = m.young, make(map[string]string, min(memoSize, 1024))
+	}
+	m.young[v] = out
 }
 
 func newKeyedHash(secret []byte, label, domain string) *keyedHash {
@@ -50,7 +97,15 @@ func (k *keyedHash) sum64(value string) uint64 {
 // It is deterministic and needs no mapping store, but unlike a replacement it is
 // not injective (two values may, rarely, share a hash).
 func (k *keyedHash) render(value string) string {
-	return k.draw(value, k.sum64(value))
+	if len(value) > memoMaxLen {
+		return k.draw(value, k.sum64(value))
+	}
+	if out, ok := k.memo.get(value); ok {
+		return out
+	}
+	out := k.draw(value, k.sum64(value))
+	k.memo.put(value, out)
+	return out
 }
 
 // renderSalted is another deterministic draw of value's layout (the n-th), for
