@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,15 +29,85 @@ func (b *Bench) Timed(cmd *exec.Cmd, logName string) (Stat, error) {
 	defer f.Close()
 	cmd.Stdout, cmd.Stderr = f, f
 	start := time.Now()
-	err = cmd.Run()
-	st := Stat{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
+	if err = cmd.Start(); err == nil {
+		hwm := watchRSS(cmd.Process.Pid)
+		err = cmd.Wait()
+		hwm.stop()
+		st := Stat{Elapsed: time.Since(start), MaxRSS: hwm.peak(cmd)}
+		if err != nil {
+			return st, fmt.Errorf("%s: %w (log: %s)", strings.Join(cmd.Args, " "), err, tail(path))
+		}
+		return st, nil
+	}
+	st := Stat{Elapsed: time.Since(start)}
 	if err != nil {
 		return st, fmt.Errorf("%s: %w (log: %s)", strings.Join(cmd.Args, " "), err, tail(path))
 	}
 	return st, nil
 }
 
-func maxRSS(cmd *exec.Cmd) int64 {
+// rssWatch samples a child's VmHWM (peak resident set of its address space)
+// from /proc while it runs.
+//
+// The wait4 rusage figure (ru_maxrss) is not the child's own: Go starts
+// children with vfork semantics (the child shares the parent's address space
+// until exec), and Linux folds that space's high-water mark into the child's
+// ru_maxrss at exec. Every child then reported at least the bench process's own
+// peak — which, once a scenario had built a million pre-built rows in memory,
+// was the figure printed for every later understudy run. VmHWM belongs to the
+// address space exec creates, so it is the child's alone.
+type rssWatch struct {
+	pid  int
+	done chan struct{}
+	max  atomic.Int64
+	wg   sync.WaitGroup
+}
+
+func watchRSS(pid int) *rssWatch {
+	w := &rssWatch{pid: pid, done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			w.sample()
+			select {
+			case <-w.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// sample reads VmHWM (KiB); it only grows, so the last reading before exit is
+// the peak to within the sampling period.
+func (w *rssWatch) sample() {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.pid))
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kib int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib)
+			if kib > w.max.Load() {
+				w.max.Store(kib)
+			}
+		}
+	}
+}
+
+func (w *rssWatch) stop() { close(w.done); w.wg.Wait() }
+
+// peak is the sampled VmHWM, or where /proc could not be read, the rusage
+// figure (an upper bound, see rssWatch).
+func (w *rssWatch) peak(cmd *exec.Cmd) int64 {
+	if n := w.max.Load(); n > 0 {
+		return n
+	}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			return ru.Maxrss
@@ -128,6 +200,7 @@ func (b *Bench) Load(cfg, name string, n, workers int) (Stat, error) {
 type Sync struct {
 	cmd *exec.Cmd
 	log *os.File
+	hwm *rssWatch
 	rss int64
 }
 
@@ -144,7 +217,7 @@ func (b *Bench) StartSync(cfg, logName string) (*Sync, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Sync{cmd: cmd, log: f}, nil
+	return &Sync{cmd: cmd, log: f, hwm: watchRSS(cmd.Process.Pid)}, nil
 }
 
 // Stop stops sync with SIGTERM, waits for it and returns its peak RSS in KiB.
@@ -153,7 +226,8 @@ func (s *Sync) Stop() int64 {
 	if s.cmd.ProcessState == nil {
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		s.cmd.Wait()
-		s.rss = maxRSS(s.cmd)
+		s.hwm.stop()
+		s.rss = s.hwm.peak(s.cmd)
 		s.log.Close()
 	}
 	return s.rss
