@@ -68,9 +68,10 @@ type Resolution struct {
 	// OK is false when no mapping existed and every candidate was already claimed
 	// by another value; the caller asks again with further candidates.
 	OK bool
-	// Existed says the mapping was in the store before this call. It is a hint
-	// for the Mapper's cache (a value that was mapped before recurs, so it is
-	// cached on first sight); a store may leave it false (Redis does).
+	// Existed says the mapping was in the store before this call, for the
+	// Mapper's cache: a value mapped before recurs, so it is cached on first
+	// sight. Every store reports it (mappingtest checks); a mapping created
+	// concurrently by another process may read either way.
 	Existed bool
 }
 

@@ -148,9 +148,15 @@ func want(t *testing.T, what string, got mapping.Resolution, v string) {
 func testResolveSame(t *testing.T, s mapping.Store) {
 	r := resolve(t, s, req(perm, "name", "alice", "Ann", "Bea"))
 	want(t, "first resolve", r[0], "Ann")
+	if r[0].Existed {
+		t.Error("first resolve of alice: Existed, want a new mapping")
+	}
 	// Different candidates now: the stored mapping wins over any proposal.
 	r = resolve(t, s, req(perm, "name", "alice", "Zoe"))
 	want(t, "second resolve", r[0], "Ann")
+	if !r[0].Existed {
+		t.Error("second resolve of alice: not Existed (the Mapper caches such values on first sight)")
+	}
 	want(t, "lookup", lookup(t, s, req(perm, "name", "alice"))[0], "Ann")
 	// The same key twice in one batch gets one mapping.
 	r = resolve(t, s, req(perm, "name", "bob", "Cid", "Dan"), req(perm, "name", "bob", "Dan", "Cid"))

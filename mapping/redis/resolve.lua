@@ -3,8 +3,9 @@
 --   [1]  P, the number of (namespace, domain) spaces in the chunk
 --   then P triples: escaped namespace, escaped domain, expiry (Unix ms, 0 = never)
 --   then per request: space index (1-based), hex key, candidate count C, C candidates
--- Returns one entry per request: the replacement, or false (nil) when every
--- candidate was claimed by another key.
+-- Returns one entry per request: the replacement, wrapped in a one-element array
+-- when the mapping existed before this call (Resolution.Existed), or false (nil)
+-- when every candidate was claimed by another key.
 local nargs = #ARGV
 local np = tonumber(ARGV[1])
 local pre, exp = {}, {}
@@ -44,6 +45,7 @@ while i <= nargs do
   else
     v = redis.call('SET', fwd, ARGV[i], 'NX', 'GET')
   end
+  local existed = v and true or false
   if not v and nc > 0 then
     v = false
     for c = i, i + nc - 1 do
@@ -71,7 +73,11 @@ while i <= nargs do
     end
   end
   n = n + 1
-  out[n] = v
+  if existed then
+    out[n] = {v}
+  else
+    out[n] = v
+  end
   i = i + nc
 end
 return out

@@ -133,6 +133,10 @@ func (s *Store) Resolve(ctx context.Context, reqs []mapping.Request) ([]mapping.
 			return fmt.Errorf("resolve script answered %d of %d requests", len(vals), hi-lo)
 		}
 		for i, v := range vals {
+			existed := false
+			if arr, ok := v.([]any); ok && len(arr) == 1 {
+				v, existed = arr[0], true
+			}
 			if v == nil {
 				continue
 			}
@@ -140,7 +144,7 @@ func (s *Store) Resolve(ctx context.Context, reqs []mapping.Request) ([]mapping.
 			if !ok {
 				return fmt.Errorf("resolve script answered %T", v)
 			}
-			out[lo+i] = mapping.Resolution{Value: str, OK: true}
+			out[lo+i] = mapping.Resolution{Value: str, OK: true, Existed: existed}
 		}
 		return nil
 	})
