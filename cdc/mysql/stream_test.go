@@ -19,12 +19,7 @@ func TestBinlogBeforeAnAlterIsDecodedWithTheSchemaOfItsTime(t *testing.T) {
 	my := testenv.MariaDB(t)
 	name := my.NewDatabaseName(t)
 	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), b int)")
-	s, _ := openSource(t, my.URL(name), "t")
-	snap, err := s.BeginSnapshot(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := snap.Position()
+	_, pos := streamFrom(t, my.URL(name), "t")
 	my.Exec(t, my.DSN(name),
 		"INSERT INTO t VALUES (1, 'x', 10)",
 		"ALTER TABLE t DROP COLUMN a, ADD COLUMN c int FIRST",
@@ -93,6 +88,19 @@ func TestSnapshotChunksByCompositeKeyRange(t *testing.T) {
 // streamUntil streams from pos until stop says so (after a batch with a Commit)
 // or the stream fails; it returns the batches and the stream's error (nil when
 // stop ended it).
+// streamFrom opens a source on tables at url and returns it with the position
+// a stream started now would begin at: what the tests' later statements write
+// comes after it.
+func streamFrom(t *testing.T, url string, tables ...string) (*Source, cdc.Position) {
+	t.Helper()
+	s, _ := openSource(t, url, tables...)
+	snap, err := s.BeginSnapshot(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, snap.Position()
+}
+
 func streamUntil(t *testing.T, s *Source, pos cdc.Position, stop func([]cdc.Batch) bool) ([]cdc.Batch, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -240,17 +248,13 @@ func TestTwoAltersReplayedAreDecodedWithTheSchemaOfTheirTime(t *testing.T) {
 	my := testenv.MariaDB(t)
 	name := my.NewDatabaseName(t)
 	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
-	s, _ := openSource(t, my.URL(name), "t")
-	snap, err := s.BeginSnapshot(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pos := streamFrom(t, my.URL(name), "t")
 	my.Exec(t, my.DSN(name),
 		"ALTER TABLE t ADD COLUMN b int",
 		"INSERT INTO t VALUES (1, 'x', 10)",
 		"ALTER TABLE t ADD COLUMN c datetime FIRST, MODIFY a varchar(20) AFTER b",
 		"INSERT INTO t VALUES ('2024-01-02 03:04:05', 2, 20, 'y')")
-	changes, batches := collect(t, s, snap.Position(), 2)
+	changes, batches := collect(t, s, pos, 2)
 	if got := changes[0].After; len(got) != 3 || got["id"] != int64(1) || got["a"] != "x" || got["b"] != int64(10) {
 		t.Errorf("row between the ALTERs decoded as %v", got)
 	}
@@ -282,17 +286,13 @@ func TestReplayedColumnRenameIsFollowedWithoutRowMetadata(t *testing.T) {
 	my := testenv.MariaDB(t)
 	name := my.NewDatabaseName(t)
 	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
-	s, _ := openSource(t, my.URL(name), "t")
-	snap, err := s.BeginSnapshot(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pos := streamFrom(t, my.URL(name), "t")
 	my.Exec(t, my.DSN(name),
 		"ALTER TABLE t ADD COLUMN b int",
 		"INSERT INTO t VALUES (1, 'x', 10)",
 		"ALTER TABLE t RENAME COLUMN b TO c",
 		"INSERT INTO t VALUES (2, 'y', 20)")
-	changes, _ := collect(t, s, snap.Position(), 2)
+	changes, _ := collect(t, s, pos, 2)
 	if got := changes[0].After; got["b"] != int64(10) || len(got) != 3 {
 		t.Errorf("row before RENAME COLUMN decoded as %v", got)
 	}
@@ -310,16 +310,12 @@ func TestUnparsedAltersReplayedStopInsteadOfMisreading(t *testing.T) {
 	my := testenv.MariaDB(t)
 	name := my.NewDatabaseName(t)
 	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
-	s, _ := openSource(t, my.URL(name), "t")
-	snap, err := s.BeginSnapshot(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pos := streamFrom(t, my.URL(name), "t")
 	my.Exec(t, my.DSN(name),
 		"ALTER TABLE t ADD COLUMN b inet6",
 		"INSERT INTO t VALUES (1, 'x', '::1')",
 		"ALTER TABLE t ADD COLUMN c datetime")
-	_, err = streamUntil(t, s, snap.Position(), func([]cdc.Batch) bool { return false })
+	_, err := streamUntil(t, s, pos, func([]cdc.Batch) bool { return false })
 	if err == nil || !strings.Contains(err.Error(), "understudy reset") || !strings.Contains(err.Error(), "binlog has 3 columns, schema history 4") {
 		t.Fatalf("replay of an unparsed ALTER and a later one: %v", err)
 	}
@@ -336,16 +332,12 @@ func TestRowMetadataNamesCatchAReplayedColumnRename(t *testing.T) {
 	my.Exec(t, "", "SET GLOBAL binlog_row_metadata = FULL")
 	t.Cleanup(func() { my.Exec(t, "", "SET GLOBAL binlog_row_metadata = MINIMAL") })
 	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
-	s, _ := openSource(t, my.URL(name), "t")
-	snap, err := s.BeginSnapshot(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pos := streamFrom(t, my.URL(name), "t")
 	my.Exec(t, my.DSN(name),
 		"ALTER TABLE t NOWAIT ADD COLUMN b int",
 		"INSERT INTO t VALUES (1, 'x', 10)",
 		"ALTER TABLE t RENAME COLUMN b TO c")
-	_, err = streamUntil(t, s, snap.Position(), func([]cdc.Batch) bool { return false })
+	_, err := streamUntil(t, s, pos, func([]cdc.Batch) bool { return false })
 	if err == nil || !strings.Contains(err.Error(), "binlog column 2 is b, schema history has c") {
 		t.Fatalf("replay of ADD COLUMN b (not parsed), RENAME COLUMN b TO c with FULL row metadata: %v", err)
 	}
@@ -361,18 +353,14 @@ func TestANSIQuotesDDLIsReadInItsSessionsMode(t *testing.T) {
 	my := testenv.MariaDB(t)
 	name := my.NewDatabaseName(t)
 	my.Exec(t, my.DSN(name), "CREATE TABLE t (id int PRIMARY KEY, a varchar(10))")
-	s, _ := openSource(t, my.URL(name), "t")
-	snap, err := s.BeginSnapshot(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pos := streamFrom(t, my.URL(name), "t")
 	ansi := "SET SESSION sql_mode = 'ANSI_QUOTES'; "
 	my.Exec(t, my.DSN(name),
 		ansi+`ALTER TABLE "t" ADD COLUMN "b" varchar(10) DEFAULT 'q"x', ADD COLUMN c int`,
 		ansi+`INSERT INTO "t" (id, a, c) VALUES (1, 'x', 7)`,
 		ansi+`ALTER TABLE "`+name+`"."t" ADD COLUMN "d" int FIRST`,
 		ansi+`INSERT INTO "t" (id, a, b, c, d) VALUES (2, 'y', 'r', 8, 9)`)
-	changes, _ := collect(t, s, snap.Position(), 2)
+	changes, _ := collect(t, s, pos, 2)
 	if got := changes[0].After; len(got) != 4 || got["id"] != int64(1) || got["b"] != `q"x` || got["c"] != int64(7) {
 		t.Errorf("row between the ALTERs decoded as %v", got)
 	}
