@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -161,10 +162,19 @@ pipelines:
 	sync2 := e.start("sync")
 	waitFor(t, time.Minute, "more writes after the restart", sync2, func() bool { return opsDone() >= at+600 })
 	stopWriter()
+	// Converged means every item's revision, not only the item count: the last
+	// updates change no count, and stopping before they arrive would leave the
+	// replica behind, which verify reports.
+	source := ddbRevisions(prod, "events")
 	mu.Lock()
 	want := len(live)
 	mu.Unlock()
-	waitFor(t, 2*time.Minute, fmt.Sprintf("target converged to %d items", want), sync2, func() bool { return ddbCount(test, "events") == want })
+	if len(source) != want {
+		t.Fatalf("production holds %d items, the writer left %d", len(source), want)
+	}
+	waitFor(t, 2*time.Minute, fmt.Sprintf("target converged to production's %d items and their revisions", len(source)), sync2, func() bool {
+		return maps.Equal(ddbRevisions(test, "events"), source)
+	})
 	sync2.stop(t, 30*time.Second)
 	if code, out := e.verify(); code != 0 {
 		t.Fatalf("verify after kill and resume: exit %d\n%s", code, out)
@@ -182,6 +192,37 @@ func ddbE2EClient(t *testing.T, u string) *dynamodb.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// ddbRevisions maps each item's id to its doc.rev ("" without one), nil while
+// the table cannot be read. Neither is anonymized, so production and replica
+// compare directly.
+func ddbRevisions(c *dynamodb.Client, table string) map[string]string {
+	out := map[string]string{}
+	in := &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)}
+	for {
+		page, err := c.Scan(context.Background(), in)
+		if err != nil {
+			return nil
+		}
+		for _, it := range page.Items {
+			id, _ := it["id"].(*ddb.AttributeValueMemberN)
+			if id == nil {
+				continue
+			}
+			rev := ""
+			if doc, ok := it["doc"].(*ddb.AttributeValueMemberM); ok {
+				if r, ok := doc.Value["rev"].(*ddb.AttributeValueMemberN); ok {
+					rev = r.Value
+				}
+			}
+			out[id.Value] = rev
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return out
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
 }
 
 // ddbCount counts a table's items (-1 while it cannot be read).
