@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+
+	"github.com/understudy/understudy/internal/gencache"
 )
 
 // cacheShards spreads the cache over independently locked shards so parallel
@@ -28,31 +30,20 @@ type cacheEntry struct {
 	expires int64
 }
 
-// cache is a bounded, sharded map from value to replacement. Eviction is
-// generational: each shard fills a young map; when it is full the young map
-// becomes the old one and the previous old map is dropped whole. A hit in the old
-// map moves the entry back to the young one, so recently used entries survive.
-// That costs no per-entry bookkeeping on the hot path (a plain read-locked map
-// lookup), unlike an LRU list.
+// cache is a bounded, sharded map from value to replacement; each shard is a
+// generational map (internal/gencache), so recently used entries survive.
 type cache struct {
 	seed   maphash.Seed
-	shards [cacheShards]cacheShard
+	shards [cacheShards]*cacheShard
 }
 
-type cacheShard struct {
-	mu    sync.RWMutex
-	young map[cacheKey]cacheEntry
-	old   map[cacheKey]cacheEntry
-	limit int // entries per generation
-}
+type cacheShard = gencache.Map[cacheKey, cacheEntry]
 
 // newCache returns a cache holding at most size entries (at least one per shard).
 func newCache(size int) *cache {
 	c := &cache{seed: maphash.MakeSeed()}
-	limit := max(size/cacheShards/2, 1)
 	for i := range c.shards {
-		c.shards[i].limit = limit
-		c.shards[i].young = make(map[cacheKey]cacheEntry)
+		c.shards[i] = gencache.New[cacheKey, cacheEntry](size / cacheShards / 2)
 	}
 	return c
 }
@@ -73,67 +64,27 @@ func (c *cache) hash(domain, value string) uint64 {
 	return h.Sum64()
 }
 
-func (c *cache) shard(hash uint64) *cacheShard { return &c.shards[hash&(cacheShards-1)] }
+func (c *cache) shard(hash uint64) *cacheShard { return c.shards[hash&(cacheShards-1)] }
 
-// get returns the cached replacement of k, unless absent or expired at now.
-func (s *cacheShard) get(k cacheKey, now int64) (string, bool) {
-	s.mu.RLock()
-	e, young := s.young[k]
-	ok := young
-	if !ok {
-		e, ok = s.old[k]
-	}
-	s.mu.RUnlock()
+// cached returns the cached replacement of k in s, unless absent or expired at
+// now.
+func cached(s *cacheShard, k cacheKey, now int64) (string, bool) {
+	e, ok := s.Get(k)
 	if !ok || (e.expires != 0 && e.expires <= now) {
 		return "", false
-	}
-	if !young {
-		// Promote, so an entry in use is not dropped with the old generation.
-		s.put(k, e)
 	}
 	return e.out, true
 }
 
-// put stores e under k, replacing an entry (one whose namespace expired and was
-// started afresh). The caller owns k: it must not point into a buffer the
-// cache should not pin (see newCacheKey).
-func (s *cacheShard) put(k cacheKey, e cacheEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.young[k]; !ok && len(s.young) >= s.limit {
-		s.old = s.young
-		s.young = make(map[cacheKey]cacheEntry, s.limit)
-	}
-	s.young[k] = e
-}
-
 // forget drops every namespace's entry of value in domain.
 func (c *cache) forget(domain, value string) {
-	s := c.shardOf(domain, value)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range []map[cacheKey]cacheEntry{s.young, s.old} {
-		for k := range m {
-			if k.domain == domain && k.value == value {
-				delete(m, k)
-			}
-		}
-	}
+	c.shardOf(domain, value).DeleteFunc(func(k cacheKey) bool { return k.domain == domain && k.value == value })
 }
 
 // purge drops every entry of scope (of one period when period is set).
 func (c *cache) purge(scope Scope, period string) {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for _, m := range []map[cacheKey]cacheEntry{s.young, s.old} {
-			for k := range m {
-				if k.scope == scope && (period == "" || k.period == period) {
-					delete(m, k)
-				}
-			}
-		}
-		s.mu.Unlock()
+	for _, s := range c.shards {
+		s.DeleteFunc(func(k cacheKey) bool { return k.scope == scope && (period == "" || k.period == period) })
 	}
 }
 

@@ -48,11 +48,11 @@ func TestCacheIsBounded(t *testing.T) {
 	c := newCache(1000)
 	for i := range 100_000 {
 		v := string(rune('a'+i%26)) + string(rune(i))
-		c.shardOf("d", v).put(cacheKey{scope: Permanent, domain: "d", value: v}, cacheEntry{out: v})
+		c.shardOf("d", v).Put(cacheKey{scope: Permanent, domain: "d", value: v}, cacheEntry{out: v})
 	}
 	n := 0
 	for i := range c.shards {
-		n += len(c.shards[i].young) + len(c.shards[i].old)
+		n += c.shards[i].Len()
 	}
 	if n > 1000 {
 		t.Errorf("cache holds %d entries, bound 1000", n)

@@ -144,7 +144,7 @@ func (m *Mapper) Resolve(ctx context.Context, items []Item) error {
 		ck := cacheKey{scope: it.NS.Scope, period: it.NS.Period, domain: it.Domain, value: it.Value}
 		h := m.cache.hash(it.Domain, it.Value)
 		s := m.cache.shard(h)
-		if out, ok := s.get(ck, now); ok {
+		if out, ok := cached(s, ck, now); ok {
 			it.Out = out
 			hits++
 			continue
@@ -400,7 +400,7 @@ func (m *Mapper) settle(items []Item, mi *miss, out string, existed bool) {
 	if ns := items[mi.item].NS; !ns.Expires.IsZero() {
 		expires = ns.Expires.UnixNano()
 	}
-	mi.shard.put(mi.ck.owned(), cacheEntry{out: out, expires: expires})
+	mi.shard.Put(mi.ck.owned(), cacheEntry{out: out, expires: expires})
 }
 
 // Forget erases value's mapping in domain in every namespace of the store and

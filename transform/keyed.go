@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/understudy/understudy/cdc"
+	"github.com/understudy/understudy/internal/gencache"
 )
 
 // Labels separate the keys derived from the one secret, so a keyed hash can never
@@ -24,53 +25,20 @@ const (
 // is safe for concurrent use.
 type keyedHash struct {
 	pool sync.Pool // of hash.Hash
-	memo renderMemo
+	memo *gencache.Map[string, string]
 }
 
-// renderMemo remembers the renders of short values. A hash rule runs on every
-// change of a row, and the same value recurs in every update of it: the HMAC and
-// the layout draw cost ~1.6 µs, about 8% of a busy Postgres stream's CPU, where
-// a map lookup costs a tenth of that. Generational like the mapping cache: the
-// young map becomes the old one when full, the old one is dropped, and a hit in
-// the old map moves the entry back, so at most 2 × memoSize entries of at most
-// memoMaxLen bytes (~25 MB per rule at worst) stay. Like any such cache it keeps
-// nothing of a cycle larger than a generation, hence 131,072 values: the
-// distinct values of the rows a stream keeps updating should fit.
-type renderMemo struct {
-	mu         sync.Mutex
-	young, old map[string]string
-}
-
+// memo remembers the renders of short values (keyedHash.memo). A hash rule
+// runs on every change of a row, and the same value recurs in every update of
+// it: the HMAC and the layout draw cost ~1.6 µs, about 8% of a busy Postgres
+// stream's CPU, where a map lookup costs a tenth of that. At most 2 × memoSize
+// entries of at most memoMaxLen bytes (~25 MB per rule at worst) stay; a
+// generation of 131,072 values holds the distinct values of the rows a stream
+// keeps updating (see internal/gencache on cycles larger than that).
 const (
 	memoSize   = 1 << 17
 	memoMaxLen = 64
 )
-
-func (m *renderMemo) get(v string) (string, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if out, ok := m.young[v]; ok {
-		return out, true
-	}
-	out, ok := m.old[v]
-	if ok {
-		m.putLocked(v, out)
-	}
-	return out, ok
-}
-
-func (m *renderMemo) put(v, out string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.putLocked(strings.Clone(v), out)
-}
-
-func (m *renderMemo) putLocked(v, out string) {
-	if m.young == nil || len(m.young) >= memoSize {
-		m.old, m.young = m.young, make(map[string]string, min(memoSize, 1024))
-	}
-	m.young[v] = out
-}
 
 func newKeyedHash(secret []byte, label, domain string) *keyedHash {
 	m := hmac.New(sha256.New, secret)
@@ -78,7 +46,7 @@ func newKeyedHash(secret []byte, label, domain string) *keyedHash {
 	m.Write([]byte{0})
 	m.Write([]byte(domain))
 	key := m.Sum(nil)
-	return &keyedHash{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	return &keyedHash{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}, memo: gencache.New[string, string](memoSize)}
 }
 
 // sum64 returns the first 8 bytes of the HMAC of value.
@@ -100,11 +68,11 @@ func (k *keyedHash) render(value string) string {
 	if len(value) > memoMaxLen {
 		return k.draw(value, k.sum64(value))
 	}
-	if out, ok := k.memo.get(value); ok {
+	if out, ok := k.memo.Get(value); ok {
 		return out
 	}
 	out := k.draw(value, k.sum64(value))
-	k.memo.put(value, out)
+	k.memo.Put(strings.Clone(value), out)
 	return out
 }
 

@@ -27,10 +27,10 @@ func TestRenderMemoNeverChangesAHash(t *testing.T) {
 			}
 		}
 	}
-	if n := len(k.memo.young) + len(k.memo.old); n > 2*memoSize {
+	if n := k.memo.Len(); n > 2*memoSize {
 		t.Errorf("memo holds %d entries, bound %d", n, 2*memoSize)
 	}
-	if _, ok := k.memo.get(values[3]); ok {
+	if _, ok := k.memo.Get(values[3]); ok {
 		t.Error("a value longer than memoMaxLen was remembered")
 	}
 }
