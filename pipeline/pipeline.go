@@ -84,15 +84,14 @@ type Pipeline struct {
 	Progress func(Progress)
 	Options  Options
 
-	// busy is the time the stream spent in each stage since it started
-	// (stageTransform, stageApply), for the stop log line: whichever is close to
+	// busy is the time the current stream spent in each stage (stageTransform,
+	// stageApply), for the stop log line: whichever is close to
 	// the elapsed time is what limits throughput.
 	busy [2]atomic.Int64
 
-	streamStart time.Time
-	tables      []cdc.Table // source schemas from Source.Open, updated by schema batches
-	txcp        sinks.TransactionalCheckpointer
-	onStream    func() // called once streaming has started (Run's retry policy)
+	tables   []cdc.Table // source schemas from Source.Open, updated by schema batches
+	txcp     sinks.TransactionalCheckpointer
+	onStream func() // called once streaming has started (Run's retry policy)
 }
 
 // Progress reports the initial load's progress.

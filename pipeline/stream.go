@@ -53,11 +53,13 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 	defer ap.abort()
 
 	p.log().Info("streaming", "checkpoint_seq", cp.Seq)
-	p.streamStart = time.Now()
 	// Streaming counts as working (for Run's retry policy) once the source has
 	// sent a batch or run for streamWorks without failing: an error before that is
 	// a setup problem (permissions, a slot held elsewhere) that retrying won't fix.
 	started, works := time.Now(), false
+	for i := range p.busy { // the stop line reports this stream, not earlier attempts
+		p.busy[i].Store(0)
+	}
 	working := func() {
 		if !works && p.onStream != nil {
 			works = true
@@ -96,7 +98,7 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 	stopOr := func(err error) error {
 		var ae applyError
 		if ctx.Err() != nil && !errors.As(err, &ae) {
-			return p.finish(ctx, flush, ap)
+			return p.finish(ctx, flush, ap, started)
 		}
 		return err
 	}
@@ -153,17 +155,17 @@ func (p *Pipeline) stream(ctx context.Context, cp checkpoint.Checkpoint) error {
 				}
 				return fmt.Errorf("source stream: %w", err)
 			}
-			return p.finish(ctx, flush, ap)
+			return p.finish(ctx, flush, ap, started)
 		case <-ctx.Done():
-			return p.finish(ctx, flush, ap)
+			return p.finish(ctx, flush, ap, started)
 		}
 	}
 }
 
 // finish writes the batch in hand after a stop signal and waits for the applier,
 // with a fresh deadline since ctx is already cancelled, so a graceful stop loses
-// no progress.
-func (p *Pipeline) finish(ctx context.Context, flush func(context.Context) error, ap *applier) error {
+// no progress. started is when this stream began, for the stop log line.
+func (p *Pipeline) finish(ctx context.Context, flush func(context.Context) error, ap *applier, started time.Time) error {
 	if cause := context.Cause(ctx); errors.Is(cause, checkpoint.ErrLockLost) {
 		// Another process may own the pipeline now: writing the batch in hand
 		// could overwrite its newer rows. The checkpoint did not cover it, so the
@@ -179,7 +181,7 @@ func (p *Pipeline) finish(ctx context.Context, flush func(context.Context) error
 	if err != nil {
 		return fmt.Errorf("final flush on stop: %w", err)
 	}
-	p.log().Info("stopped cleanly", "streamed", time.Since(p.streamStart).Round(time.Millisecond).String(),
+	p.log().Info("stopped cleanly", "streamed", time.Since(started).Round(time.Millisecond).String(),
 		"transform_busy", time.Duration(p.busy[stageTransform].Load()).Round(time.Millisecond).String(),
 		"apply_busy", time.Duration(p.busy[stageApply].Load()).Round(time.Millisecond).String())
 	return nil
