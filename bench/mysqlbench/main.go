@@ -48,7 +48,6 @@ var (
 	sbSize    = flag.Int("sb-size", 10_000, "lag: sysbench --table-size")
 	sbThreads = flag.Int("sb-threads", 2, "lag: sysbench --threads")
 	sbRate    = flag.Int("sb-rate", 0, "lag: sysbench --rate (transactions/s; 0 = as fast as it goes)")
-	profile   = flag.Bool("profile", false, "write CPU profiles of understudy runs into the work dir (UNDERSTUDY_CPUPROFILE); implies -keep")
 )
 
 var b *benchkit.Bench
@@ -65,15 +64,11 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *profile {
-		f.Keep = true
-	}
 	var err error
-	if b, err = benchkit.Open("understudy-mybench-", f.Bin, f.Keep); err != nil {
+	if b, err = f.Open("understudy-mybench-"); err != nil {
 		return err
 	}
 	defer b.Close()
-	b.CPUProfiles = *profile
 	benchkit.Machine("mariadb")
 	if err := b.RunScenarios(ctx, f.Scenario, []benchkit.Scenario{
 		{Name: "bulk", Run: bulk},

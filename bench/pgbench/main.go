@@ -48,7 +48,6 @@ var (
 	clients  = flag.Int("clients", 4, "lag: pgbench -c")
 	threads  = flag.Int("threads", 2, "lag: pgbench -j")
 	mappings = flag.String("mappings", "file", "mapping store for understudy: file (embedded Pebble) or redis (a redis-server started here)")
-	profile  = flag.Bool("profile", false, "write CPU profiles of understudy runs into the work dir (UNDERSTUDY_CPUPROFILE); implies -keep")
 )
 
 var (
@@ -68,15 +67,11 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *profile {
-		f.Keep = true
-	}
 	var err error
-	if b, err = benchkit.Open("understudy-bench-", f.Bin, f.Keep); err != nil {
+	if b, err = f.Open("understudy-bench-"); err != nil {
 		return err
 	}
 	defer b.Close()
-	b.CPUProfiles = *profile
 	if *mappings == "redis" {
 		if redis, err = testenv.StartRedis(""); err != nil {
 			return err

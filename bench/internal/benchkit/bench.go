@@ -31,6 +31,7 @@ type Flags struct {
 	Bin         string
 	Keep        bool
 	Rules       string
+	Profile     bool
 }
 
 // Register defines the flags on fs; workload names the load generator the lag
@@ -45,6 +46,7 @@ func (f *Flags) Register(fs *flag.FlagSet, workload string) {
 	fs.IntVar(&f.Workers, "workers", 4, "understudy load --workers")
 	fs.StringVar(&f.Bin, "bin", "", "understudy binary (default: go build ./cmd/understudy into the work dir)")
 	fs.BoolVar(&f.Keep, "keep", false, "keep the work dir (configs, logs)")
+	fs.BoolVar(&f.Profile, "profile", false, "write CPU profiles of understudy runs into the work dir (UNDERSTUDY_CPUPROFILE); implies -keep")
 	fs.StringVar(&f.Rules, "rules", "anon", "bulk/backlog/memory rules: anon (last_name replace, email replace, ssn hash), hash (ssn hash only), keep (no rules) — for finding where time goes")
 }
 
@@ -82,10 +84,20 @@ type Bench struct {
 	loadRSS  map[int]int64 // peak RSS of understudy load by rows, for Memory
 }
 
-// Open creates a work dir named after prefix and, unless bin names an understudy
+// Open opens a Bench for the flags: -bin, -keep, and -profile, which keeps the
+// work dir for the CPU profiles it asks for.
+func (f *Flags) Open(prefix string) (*Bench, error) {
+	b, err := open(prefix, f.Bin, f.Keep || f.Profile)
+	if err == nil {
+		b.CPUProfiles = f.Profile
+	}
+	return b, err
+}
+
+// open creates a work dir named after prefix and, unless bin names an understudy
 // binary, builds one into it from ./cmd/understudy. With keep, Close leaves the
 // work dir in place.
-func Open(prefix, bin string, keep bool) (*Bench, error) {
+func open(prefix, bin string, keep bool) (*Bench, error) {
 	work, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, err
